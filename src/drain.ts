@@ -1,0 +1,116 @@
+/**
+ * The child's gentle drain. Plain server.close() resets keep-alive clients (since Node 19 it
+ * destroys idle sockets a client is about to reuse), so instead: close only the listener, answer
+ * every later request with `Connection: close`, sweep idle connections after a grace period,
+ * and close whatever is left at the deadline.
+ */
+import dc from 'node:diagnostics_channel';
+import net from 'node:net';
+
+/** Idle keep-alive sockets get this long to send one more request before the first sweep. */
+const SWEEP_AFTER_MS = 1_000;
+const SWEEP_EVERY_MS = 1_000;
+
+interface HttpLikeServer extends net.Server {
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
+
+function isHttpLike(server: net.Server): server is HttpLikeServer {
+  return typeof (server as Partial<HttpLikeServer>).closeIdleConnections === 'function'
+    && typeof (server as Partial<HttpLikeServer>).closeAllConnections === 'function';
+}
+
+interface RequestStart {
+  readonly server: net.Server;
+  readonly response: { shouldKeepAlive: boolean; headersSent: boolean };
+}
+
+/**
+ * Tracks the servers listening on this child's sockets and drains them. Servers are adopted
+ * through state.listen(), or found when they listen on one of our handles (the
+ * `net.server.listen` tracing channel), so `server.listen(state.listener)` drains gently too.
+ */
+export class Drainer {
+  readonly #servers = new Map<net.Server, Set<net.Socket>>();
+  readonly #draining = new Set<net.Server>();
+  readonly #fds: ReadonlySet<number>;
+  #drained: Promise<void> | undefined;
+
+  readonly #onListen = (message: unknown) => {
+    const server = (message as { server?: unknown }).server;
+    if (!(server instanceof net.Server)) return;
+    const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    if (typeof fd === 'number' && this.#fds.has(fd)) this.adopt(server);
+  };
+
+  readonly #onRequest = (message: unknown) => {
+    const { server, response } = message as RequestStart;
+    if (this.#draining.has(server) && !response.headersSent) response.shouldKeepAlive = false;
+  };
+
+  constructor(handleFds: Iterable<number>) {
+    this.#fds = new Set(handleFds);
+    dc.subscribe('tracing:net.server.listen:asyncEnd', this.#onListen);
+    dc.subscribe('http.server.request.start', this.#onRequest);
+  }
+
+  adopt(server: net.Server): void {
+    if (this.#servers.has(server)) return;
+    // Plain net servers have no connection list of their own; keep one for the deadline.
+    const sockets = new Set<net.Socket>();
+    this.#servers.set(server, sockets);
+    if (!isHttpLike(server)) {
+      server.on('connection', (socket: net.Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      });
+    }
+  }
+
+  get servers(): number {
+    return this.#servers.size;
+  }
+
+  /** Drains every server; resolves when all are closed. Idempotent: later calls share the first. */
+  drain(deadline: number): Promise<void> {
+    this.#drained ??= this.#drainAll(deadline);
+    return this.#drained;
+  }
+
+  async #drainAll(deadline: number): Promise<void> {
+    dc.unsubscribe('tracing:net.server.listen:asyncEnd', this.#onListen);
+    await Promise.all([...this.#servers].map(([server, sockets]) => this.#drainOne(server, sockets, deadline)));
+    dc.unsubscribe('http.server.request.start', this.#onRequest);
+  }
+
+  #drainOne(server: net.Server, sockets: Set<net.Socket>, deadline: number): Promise<void> {
+    this.#draining.add(server);
+    return new Promise((resolve) => {
+      const timers: NodeJS.Timeout[] = [];
+      const finish = () => {
+        for (const timer of timers) clearTimeout(timer);
+        resolve();
+      };
+      if (!server.listening) {
+        finish();
+        return;
+      }
+      server.once('close', finish);
+      // net.Server's close, not http.Server's: it stops accepting and leaves open
+      // connections alone; 'close' fires once the last one ends.
+      net.Server.prototype.close.call(server);
+      const remaining = Math.max(0, deadline - Date.now());
+      if (isHttpLike(server)) {
+        const sweep = () => {
+          server.closeIdleConnections();
+          timers.push(setTimeout(sweep, SWEEP_EVERY_MS).unref());
+        };
+        if (remaining > SWEEP_AFTER_MS) timers.push(setTimeout(sweep, SWEEP_AFTER_MS).unref());
+        timers.push(setTimeout(() => server.closeAllConnections(), remaining).unref());
+      } else {
+        timers.push(setTimeout(() => { for (const socket of sockets) socket.destroy(); }, remaining).unref());
+      }
+    });
+  }
+}

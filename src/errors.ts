@@ -1,0 +1,68 @@
+/**
+ * The one error class of overseer. Callers match on `code`, never on the message.
+ * Each code has one line in CODES saying when it is thrown; docs/errors.md mirrors the table.
+ */
+
+export const CODES = {
+  ERR_OVERSEER_INVALID_CONFIG: 'run() or a fetcher was given an option it cannot use',
+  ERR_OVERSEER_UNSUPPORTED: 'the master cannot run here and `required: true` was set',
+  ERR_OVERSEER_ALREADY_RUNNING: 'run() was called a second time in the same process',
+  ERR_OVERSEER_BAD_ADDRESS: 'an address could not be parsed or bound',
+  ERR_OVERSEER_ADDRESS_IN_USE: 'another process already listens on an address',
+  ERR_OVERSEER_NOT_A_CHILD: 'a child-only call was made outside a child',
+  ERR_OVERSEER_CHILD_FAILED: 'a new child exited or its program threw before it was ready',
+  ERR_OVERSEER_READY_TIMEOUT: 'a new child was not ready within readyTimeout',
+  ERR_OVERSEER_FETCH_FAILED: 'a fetcher could not reach or read its source',
+  ERR_OVERSEER_DOWNLOAD_FAILED: 'a release download broke off or timed out',
+  ERR_OVERSEER_TOO_LARGE: 'a release is larger than the maximum bundle size',
+  ERR_OVERSEER_CHECKSUM_MISMATCH: 'a release does not match the sha256 its source gave',
+  ERR_OVERSEER_CHECKSUM_MISSING: 'verify.sha256 is "required" and the source gave none',
+  ERR_OVERSEER_SIGNATURE_INVALID: 'a release signature is malformed or does not verify',
+  ERR_OVERSEER_SIGNATURE_MISSING: 'verify.publicKey is set and the release has no signature',
+  ERR_OVERSEER_CHECK_FAILED: 'a staged release did not answer the echo-token check',
+  ERR_OVERSEER_DOWNGRADE: 'a release reports a lower version than the running one',
+  ERR_OVERSEER_UPGRADE_CANCELLED: 'preUpgrade threw, cancelling the upgrade',
+  ERR_OVERSEER_LOCKED: 'another process holds the bundle lock',
+  ERR_OVERSEER_SWAP_FAILED: 'the staged release could not be moved into place',
+  ERR_OVERSEER_ROLLED_BACK: 'a swapped-in release did not become ready and the previous one was restored',
+} as const;
+
+export type ErrorCode = keyof typeof CODES;
+
+export interface OverseerErrorDetails {
+  readonly cause?: unknown;
+  /** The option, address, path or value the error is about. */
+  readonly subject?: string;
+  readonly pid?: number;
+  readonly exitCode?: number | null;
+  readonly signal?: NodeJS.Signals | null;
+}
+
+export class OverseerError extends Error {
+  override readonly name = 'OverseerError';
+  readonly code: ErrorCode;
+  readonly subject: string | undefined;
+  readonly pid: number | undefined;
+  readonly exitCode: number | null | undefined;
+  readonly signal: NodeJS.Signals | null | undefined;
+
+  constructor(code: ErrorCode, message: string, details: OverseerErrorDetails = {}) {
+    super(`overseer: ${message}`, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.subject = details.subject;
+    this.pid = details.pid;
+    this.exitCode = details.exitCode;
+    this.signal = details.signal;
+  }
+}
+
+/** True for an OverseerError, optionally with one of the given codes. */
+export function isOverseerError(error: unknown, ...codes: ErrorCode[]): error is OverseerError {
+  return error instanceof OverseerError && (codes.length === 0 || codes.includes(error.code));
+}
+
+/** A short, single-line description of any thrown value, for events and logs. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,78 @@
+/**
+ * Lifecycle events the master reports through config.onEvent, and the debug/warning log.
+ * Events are plain objects with a `type` tag; `at` is Date.now() when it happened.
+ */
+import { debuglog } from 'node:util';
+
+export type ChildExitReason = 'handoff' | 'shutdown' | 'crash' | 'failed' | 'master-gone';
+
+export type OverseerEvent =
+  | { type: 'master-started'; at: number; pid: number; addresses: string[]; bundlePath: string; sha256: string }
+  | { type: 'child-forked'; at: number; pid: number; generation: number; reason: string }
+  | { type: 'child-ready'; at: number; pid: number; generation: number; bootMs: number }
+  | { type: 'child-draining'; at: number; pid: number; generation: number; reason: string }
+  | { type: 'child-exited'; at: number; pid: number; generation: number; code: number | null; signal: NodeJS.Signals | null; expected: boolean }
+  | { type: 'handoff-started'; at: number; reason: string; from: number | undefined }
+  | { type: 'handoff-completed'; at: number; reason: string; from: number | undefined; to: number; timings: HandoffTimings }
+  | { type: 'handoff-failed'; at: number; reason: string; pid: number | undefined; error: string; code: string }
+  | { type: 'respawn-scheduled'; at: number; delayMs: number; crashes: number }
+  | { type: 'master-exiting'; at: number; code: number; reason: string }
+  | { type: 'fetch-failed'; at: number; fetcher: string; error: string; code: string; retryInMs: number }
+  | { type: 'upgrade-available'; at: number; source: string; id: string | undefined; version: string | undefined }
+  | { type: 'upgrade-progress'; at: number; source: string; received: number; total: number | undefined }
+  | { type: 'upgrade-skipped'; at: number; source: string; why: 'same-sha256' | 'rejected-before' | 'known-id' }
+  | { type: 'upgrade-rejected'; at: number; source: string; sha256: string | undefined; error: string; code: string }
+  | { type: 'upgrade-applied'; at: number; source: string; sha256: string; version: string | undefined; timings: UpgradeTimings; restart: boolean }
+  | { type: 'upgrade-rolled-back'; at: number; source: string; sha256: string; error: string };
+
+export interface HandoffTimings {
+  /** Decision to fork → the new child's 'ready'. */
+  readonly readyMs: number;
+  /** The old child told to drain → it exited. */
+  readonly drainMs: number;
+  /** Decision → old child exited. */
+  readonly totalMs: number;
+}
+
+export interface UpgradeTimings {
+  readonly pollMs: number;
+  readonly downloadMs: number;
+  readonly verifyMs: number;
+  readonly swapMs: number;
+}
+
+type EventBody = OverseerEvent extends infer E ? (E extends OverseerEvent ? Omit<E, 'at'> : never) : never;
+
+const nodeDebug = debuglog('overseer');
+
+export interface Log {
+  debug(message: string): void;
+  warn(message: string): void;
+}
+
+/** A log that prints debug lines when `debug` is on (or NODE_DEBUG=overseer), warnings unless `noWarn`. */
+export function createLog(options: { debug: boolean; noWarn: boolean }, prefix: string): Log {
+  return {
+    debug(message) {
+      if (options.debug) process.stderr.write(`[overseer ${prefix}] ${message}\n`);
+      else nodeDebug('%s %s', prefix, message);
+    },
+    warn(message) {
+      if (!options.noWarn) process.stderr.write(`[overseer ${prefix}] warning: ${message}\n`);
+    },
+  };
+}
+
+/** Builds the emitter the master uses: stamps `at`, logs, and never lets a throwing hook hurt the master. */
+export function createEmitter(onEvent: ((event: OverseerEvent) => void) | undefined, log: Log): (event: EventBody) => void {
+  return (body) => {
+    const event = { ...body, at: Date.now() } as OverseerEvent;
+    log.debug(`${event.type} ${JSON.stringify(body, (key, value) => (key === 'type' ? undefined : value))}`);
+    if (!onEvent) return;
+    try {
+      onEvent(event);
+    } catch (error) {
+      log.warn(`onEvent threw on ${event.type}: ${error instanceof Error ? error.stack : String(error)}`);
+    }
+  };
+}

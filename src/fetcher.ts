@@ -1,0 +1,60 @@
+/**
+ * The contract between the master's fetch loop and a release source.
+ *
+ * A fetcher only says what the source holds now; the master owns timing (interval, backoff,
+ * minFetchInterval), remembers which releases it installed or rejected, and decides whether
+ * to download. So a fetcher may describe the same release on every poll: the master skips it
+ * by `id` or `sha256` without opening it.
+ */
+import type { Readable } from 'node:stream';
+
+export interface FetchContext {
+  /** Aborted when the master stops; pass it to every request. */
+  readonly signal: AbortSignal;
+  /** sha256 (hex) of the bundle the master runs now. */
+  readonly currentSha256: string;
+  /** Version the running build reported, when it has one. */
+  readonly currentVersion: string | undefined;
+}
+
+export interface Release {
+  /**
+   * The source's identity of this release (an ETag, a tag name, mtime+size). Two polls that
+   * return the same id describe the same bytes; the master downloads an id once.
+   * Leave it undefined when the source cannot tell: the master then downloads and compares
+   * sha256 on every poll.
+   */
+  readonly id?: string | undefined;
+  /** Bytes as published (compressed size for gzip), when the source knows. */
+  readonly size?: number | undefined;
+  /** sha256 (hex) of the bytes as published, from a sidecar, checksums.txt or metadata. */
+  readonly sha256?: string | undefined;
+  /** minisign signature file contents (the whole `.minisig` text) of the bytes as published. */
+  readonly signature?: string | undefined;
+  /** Version the source claims (a tag name); the handshake version is what is enforced. */
+  readonly version?: string | undefined;
+  /** The published bytes are gzip: the master inflates them (and caps the inflated size). */
+  readonly gzip?: boolean | undefined;
+  /** Where the release comes from, for events and errors (a URL, a path, s3://bucket/key). */
+  readonly source: string;
+  /** Opens the published bytes. Called at most once per poll, only when the master wants them. */
+  open(signal: AbortSignal): Promise<Readable | AsyncIterable<Uint8Array>>;
+}
+
+export type FetchResult = { readonly type: 'none' } | { readonly type: 'update'; readonly release: Release };
+
+export interface Fetcher {
+  /** Short name for events and logs, such as 'http' or 'github'. */
+  readonly name: string;
+  /** How often the master polls, in ms. The master never polls faster than minFetchInterval. */
+  readonly interval: number;
+  /** Says what the source holds now. Throw (ideally an OverseerError) on failure. */
+  fetch(context: FetchContext): Promise<FetchResult>;
+  /** Releases clients and watchers; the master calls it when it stops. */
+  close?(): void | Promise<void>;
+  /**
+   * Optional hint: resolves when the source may have changed (fs.watch for files), so the
+   * master can poll early. Never faster than minFetchInterval.
+   */
+  changed?(signal: AbortSignal): Promise<void>;
+}

@@ -1,0 +1,56 @@
+/**
+ * What master and child say to each other. Every overseer message carries `overseer: PROTOCOL`,
+ * so the app's own process.send traffic shares the channel untouched; no `cmd` starts with
+ * `NODE_` (Node reserves those).
+ */
+
+/** Bumped when a message changes shape; the echo-token check reports it. */
+export const PROTOCOL = 1;
+
+/** The one environment marker that picks run()'s role. Absent: master. */
+export const ROLE_ENV = 'OVERSEER_ROLE';
+export const ROLE_CHILD = 'child';
+export const ROLE_CHECK_PREFIX = 'check:';
+
+/** Line a staged bundle prints under the echo-token check; the verifier searches for it in the output. */
+export const CHECK_LINE_PREFIX = 'overseer-check ';
+
+export interface CheckAnswer {
+  readonly token: string;
+  readonly protocol: number;
+  readonly version: string | null;
+}
+
+export interface ListenerInfo {
+  /** The address as configured, with the real port when it was 0. */
+  readonly address: string;
+  readonly kind: 'tcp' | 'unix';
+}
+
+/** master → child */
+export type MasterMessage =
+  | { overseer: typeof PROTOCOL; type: 'init'; generation: number; id: string; bundlePath: string; listeners: ListenerInfo[]; terminateTimeout: number }
+  | { overseer: typeof PROTOCOL; type: 'listener'; generation: number; index: number }
+  | { overseer: typeof PROTOCOL; type: 'drain'; generation: number; reason: string };
+
+/** child → master */
+export type ChildMessage =
+  | { overseer: typeof PROTOCOL; type: 'hello'; pid: number }
+  | { overseer: typeof PROTOCOL; type: 'ready' }
+  | { overseer: typeof PROTOCOL; type: 'failed'; error: string }
+  | { overseer: typeof PROTOCOL; type: 'restart' };
+
+export function isProtocolMessage<T extends { type: string }>(message: unknown): message is T {
+  return typeof message === 'object' && message !== null && (message as { overseer?: unknown }).overseer === PROTOCOL
+    && typeof (message as { type?: unknown }).type === 'string';
+}
+
+type Body<M> = M extends unknown ? Omit<M, 'overseer'> : never;
+
+export function masterMessage(body: Body<MasterMessage>): MasterMessage {
+  return { overseer: PROTOCOL, ...body } as MasterMessage;
+}
+
+export function childMessage(body: Body<ChildMessage>): ChildMessage {
+  return { overseer: PROTOCOL, ...body } as ChildMessage;
+}

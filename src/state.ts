@@ -1,0 +1,61 @@
+/**
+ * State: what the program receives in the child (and, disabled, in the in-process fallback).
+ */
+import http from 'node:http';
+import net from 'node:net';
+
+/**
+ * A socket the master bound for this child. Opaque: pass it to `server.listen(listener)` of an
+ * http, https or net server (or an express app), or hand the server to `state.listen()`.
+ */
+export type Listener = object;
+
+/** A server to listen with, or a request handler (an express app) to serve through http. */
+export type Listenable = net.Server | http.RequestListener;
+
+export interface State {
+  /** false when the program runs in-process without a master (see config.required). */
+  readonly enabled: boolean;
+  /** sha256 (hex) of the running bundle; '' when disabled. */
+  readonly id: string;
+  /** config.version of this build. */
+  readonly version: string | undefined;
+  readonly startedAt: Date;
+  /** The first listener, or undefined when no address was configured. */
+  readonly listener: Listener | undefined;
+  /** One listener per configured address, in config order. */
+  readonly listeners: readonly Listener[];
+  /** The first address, with its real port when it was configured as 0. */
+  readonly address: string | undefined;
+  readonly addresses: readonly string[];
+  /** The file this child runs (the file upgrades replace). */
+  readonly bundlePath: string;
+  /** Aborted when this child must drain: stop taking new work, finish what is running. */
+  readonly shutdown: AbortSignal;
+  /**
+   * Listens on listeners[index] and adopts the server for the gentle drain: on shutdown its
+   * listener closes, later responses carry `Connection: close`, idle connections are swept.
+   * Resolves with the server once it listens. A plain request handler (an express app) is
+   * served through a new http.Server.
+   */
+  listen(server: Listenable, index?: number): Promise<net.Server>;
+}
+
+/** Turns a request handler into an http.Server; leaves servers as they are. */
+export function toServer(target: Listenable): net.Server {
+  if (target instanceof net.Server) return target;
+  if (typeof target === 'function') return http.createServer(target);
+  throw new TypeError(`overseer: state.listen() needs a net/http/https server or a request handler; got ${typeof target}`);
+}
+
+/** server.listen(target) as a promise that rejects on the server's 'error'. */
+export function listenOn(server: net.Server, target: object): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(target, () => {
+      server.off('error', onError);
+      resolve(server);
+    });
+  });
+}
