@@ -5,7 +5,9 @@
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import semverValid from 'semver/functions/valid.js';
 import { OverseerError } from './errors.js';
+import { parsePublicKey, type MinisignPublicKey } from './minisign.js';
 import type { Fetcher } from './fetcher.js';
 import type { OverseerEvent } from './events.js';
 import type { State } from './state.js';
@@ -95,7 +97,7 @@ export interface ResolvedConfig {
   readonly debug: boolean;
   readonly noWarn: boolean;
   readonly version: string | undefined;
-  readonly verify: { readonly sha256: 'optional' | 'required'; readonly publicKey: string | undefined; readonly allowDowngrade: boolean };
+  readonly verify: { readonly sha256: 'optional' | 'required'; readonly publicKey: MinisignPublicKey | undefined; readonly allowDowngrade: boolean };
   readonly onEvent: ((event: OverseerEvent) => void) | undefined;
   readonly bundlePath: string | undefined;
   readonly maxBundleSize: number;
@@ -235,10 +237,7 @@ function resolveVerify(value: unknown): ResolvedConfig['verify'] {
   }
   const sha256 = options.sha256 ?? 'optional';
   if (sha256 !== 'optional' && sha256 !== 'required') throw invalid('verify.sha256', '"optional" or "required"', sha256);
-  const publicKey = options.publicKey;
-  if (publicKey !== undefined && (typeof publicKey !== 'string' || publicKey.trim() === '')) {
-    throw invalid('verify.publicKey', 'a minisign public key (the base64 line or the whole .pub file)', publicKey);
-  }
+  const publicKey = options.publicKey === undefined ? undefined : parsePublicKey(options.publicKey as string, 'config.verify.publicKey');
   const allowDowngrade = options.allowDowngrade ?? false;
   if (typeof allowDowngrade !== 'boolean') throw invalid('verify.allowDowngrade', 'true or false', allowDowngrade);
   return Object.freeze({ sha256, publicKey, allowDowngrade });
@@ -308,8 +307,11 @@ export function normalizeConfig(input: unknown): ResolvedConfig {
   }
   if (typeof config.program !== 'function') throw invalid('program', 'a function (state) => void | Promise<void>', config.program);
   const version = config.version;
-  if (version !== undefined && (typeof version !== 'string' || version.trim() === '')) {
+  if (version !== undefined && (typeof version !== 'string' || semverValid(version) === null)) {
     throw invalid('version', 'a semver string such as "1.4.0"', version);
+  }
+  if (config.noRestart === true && config.respawn !== undefined && config.respawn !== false) {
+    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', 'config.respawn cannot be used with config.noRestart (a child that exits ends the master there); drop one of them', { subject: 'respawn' });
   }
   const bundlePath = config.bundlePath;
   if (bundlePath !== undefined && (typeof bundlePath !== 'string' || bundlePath === '')) {

@@ -4,6 +4,7 @@
  * `maxRequests` have been sent. Every answer and every failure is recorded.
  */
 import http from 'node:http';
+import https from 'node:https';
 
 export interface Answer {
   readonly pid: number;
@@ -33,6 +34,8 @@ export interface LoadOptions {
   readonly maxMs?: number;
   readonly maxRequests?: number;
   readonly timeoutMs?: number;
+  /** Speak https, trusting this CA certificate. */
+  readonly ca?: Buffer;
 }
 
 function classify(error: NodeJS.ErrnoException): Failure['kind'] {
@@ -50,7 +53,8 @@ export class Load {
   readonly #agent: http.Agent;
 
   constructor(readonly options: LoadOptions) {
-    this.#agent = new http.Agent({ keepAlive: options.keepAlive, maxSockets: options.concurrency ?? 8 });
+    const agentOptions = { keepAlive: options.keepAlive, maxSockets: options.concurrency ?? 8 };
+    this.#agent = options.ca ? new https.Agent({ ...agentOptions, ca: options.ca }) : new http.Agent(agentOptions);
     const maxMs = options.maxMs ?? 60_000;
     const timer = setTimeout(() => this.stop(), maxMs);
     const loops = Array.from({ length: options.concurrency ?? 8 }, () => this.#loop());
@@ -80,7 +84,7 @@ export class Load {
   #once(): Promise<void> {
     const sentAt = Date.now();
     return new Promise((resolve) => {
-      const request = http.request({
+      const request = (this.options.ca ? https : http).request({
         agent: this.#agent,
         path: this.options.path ?? '/',
         ...(this.options.socketPath ? { socketPath: this.options.socketPath } : { host: this.options.host ?? '127.0.0.1', port: this.options.port }),
