@@ -34,7 +34,7 @@ interface ChildRecord {
 export type HandoffResult = { ok: true; pid: number } | { ok: false; error: OverseerError };
 
 /** Flags the child must not inherit: a second inspector on the same port would fail to start. */
-function childExecArgv(): string[] {
+export function childExecArgv(): string[] {
   return process.execArgv.filter((arg) => !/^--(inspect|debug)(-brk|-port|-wait)?(=|$)/.test(arg));
 }
 
@@ -412,5 +412,12 @@ export async function startMaster(config: ResolvedConfig): Promise<Master> {
   }
   const master = new Master({ config, bundlePath, sha256 });
   await master.start();
+  if (config.fetcher) {
+    const { Upgrader } = await import('./upgrade.js');
+    const upgrader = new Upgrader(master, config, config.fetcher);
+    // A CLI under noRestart lets an upgrade under way land before the master exits.
+    master.onStop.push(() => upgrader.loop.stop(config.noRestart));
+    await upgrader.start();
+  }
   return master;
 }

@@ -1,0 +1,414 @@
+/**
+ * HttpFetcher: polls a release URL with HEAD, names the release by its ETag or Last-Modified,
+ * reads optional sha256 and minisign sidecars, and streams the bytes with a GET on open().
+ * undici (honouring HTTP_PROXY, HTTPS_PROXY and NO_PROXY) loads at the first fetch, never at import.
+ */
+import { STATUS_CODES } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
+import { debuglog } from 'node:util';
+import type { Dispatcher } from 'undici';
+import { describeError, OverseerError } from '../src/errors.js';
+import { limitWasmCompilation } from '../src/memory.js';
+import type { FetchContext, Fetcher, FetchResult, Release } from '../src/fetcher.js';
+import { assertOptions, required, rules, type OptionSpec } from './options.js';
+
+export interface HttpFetcherOptions {
+  /** The release file (http: or https:). A path ending in `.gz` marks a gzip release. */
+  readonly url: string | URL;
+  /** How often the master polls, in ms. @default 300000 */
+  readonly interval?: number;
+  /**
+   * Sent with every request (release and sidecars), e.g. `{ authorization: 'Bearer …' }`.
+   * Authorization and cookies are dropped when a redirect leaves the origin.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** A sha256 sidecar: `<hex>` or sha256sum output (`<hex>  <file>`, one line per file). */
+  readonly sha256Url?: string | URL;
+  /** The release's minisign signature (its `.minisig` file). */
+  readonly signatureUrl?: string | URL;
+  /** Deadline for a response's headers (connect included) and for each silence within a body, in ms. @default 30000 */
+  readonly timeout?: number;
+}
+
+const SPEC: OptionSpec = {
+  url: required(rules.httpUrl),
+  interval: rules.interval,
+  headers: rules.headers,
+  sha256Url: rules.httpUrl,
+  signatureUrl: rules.httpUrl,
+  timeout: rules.timeout,
+};
+
+const DEFAULT_INTERVAL = 300_000;
+const DEFAULT_TIMEOUT = 30_000;
+/** Sidecars are a line or two; anything bigger is the wrong URL. */
+const MAX_SIDECAR_BYTES = 64 * 1024;
+const MAX_REDIRECTIONS = 5;
+const SHA256_LINE = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/;
+
+const debug = debuglog('overseer');
+
+type Undici = typeof import('undici');
+let undici: Promise<Undici> | undefined;
+
+/** undici costs the master about 19 MB, so it loads once, at the first request of any HttpFetcher. */
+function loadUndici(): Promise<Undici> {
+  limitWasmCompilation();
+  undici ??= import('undici').catch((error: unknown) => {
+    undici = undefined;
+    throw error;
+  });
+  return undici;
+}
+
+interface Response {
+  readonly statusCode: number;
+  readonly headers: Dispatcher.ResponseData['headers'];
+  readonly body: Dispatcher.ResponseData['body'];
+  /** Detaches the caller's signal; call once the body is done with. */
+  readonly release: () => void;
+}
+
+export class HttpFetcher implements Fetcher {
+  readonly name = 'http';
+  readonly interval: number;
+  readonly #url: URL;
+  readonly #source: string;
+  readonly #sha256Url: URL | undefined;
+  readonly #signatureUrl: URL | undefined;
+  readonly #headers: Record<string, string>;
+  readonly #timeout: number;
+  #dispatcher: Promise<Dispatcher> | undefined;
+  /** False once the server refused HEAD (405/501): every poll then describes an unnamed release. */
+  #headAllowed = true;
+  /** Sidecars of the last named release, so an unchanged release costs one HEAD per poll. */
+  #sidecars: { readonly id: string; readonly sha256: string | undefined; readonly signature: string | undefined } | undefined;
+
+  constructor(options: HttpFetcherOptions) {
+    assertOptions('HttpFetcher', options, SPEC);
+    this.interval = options.interval ?? DEFAULT_INTERVAL;
+    this.#timeout = options.timeout ?? DEFAULT_TIMEOUT;
+    const headers: Record<string, string> = { 'user-agent': 'overseer', 'accept-encoding': 'identity' };
+    for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
+    this.#url = withoutCredentials(new URL(String(options.url)), headers);
+    this.#source = redact(this.#url);
+    this.#sha256Url = options.sha256Url === undefined ? undefined : withoutCredentials(new URL(String(options.sha256Url)), headers);
+    this.#signatureUrl =
+      options.signatureUrl === undefined ? undefined : withoutCredentials(new URL(String(options.signatureUrl)), headers);
+    this.#headers = headers;
+  }
+
+  async fetch(context: FetchContext): Promise<FetchResult> {
+    const { signal } = context;
+    let id: string | undefined;
+    let etag: string | undefined;
+    let size: number | undefined;
+    let gzip = this.#url.pathname.endsWith('.gz');
+    if (this.#headAllowed) {
+      const head = await this.#send(this.#url, 'HEAD', signal);
+      await head.body.dump().catch(() => undefined);
+      head.release();
+      if (head.statusCode === 405 || head.statusCode === 501) {
+        debug('http: %s refused HEAD (%d); polling with GET from now on', this.#source, head.statusCode);
+        this.#headAllowed = false;
+      } else if (!isSuccess(head.statusCode)) {
+        throw statusError('HEAD', this.#source, head.statusCode);
+      } else {
+        etag = header(head.headers, 'etag');
+        const lastModified = header(head.headers, 'last-modified');
+        const length = header(head.headers, 'content-length');
+        size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+        id = etag ?? (lastModified === undefined ? undefined : `${lastModified}; ${length ?? 'no length'}`);
+        // undici never decodes, so the bytes arrive exactly as the server sends them.
+        gzip ||= /\b(x-)?gzip\b/i.test(header(head.headers, 'content-encoding') ?? '');
+      }
+    }
+    const { sha256, signature } = await this.#readSidecars(id, signal);
+    const strict = sha256 !== undefined || signature !== undefined;
+    const release: Release = {
+      id,
+      size,
+      sha256,
+      signature,
+      gzip,
+      source: this.#source,
+      open: (openSignal) => this.#open(openSignal, etag, strict),
+    };
+    return { type: 'update', release };
+  }
+
+  /** Closes the connections; a later fetch() opens new ones. */
+  async close(): Promise<void> {
+    const dispatcher = this.#dispatcher;
+    this.#dispatcher = undefined;
+    if (dispatcher === undefined) return;
+    try {
+      await (await dispatcher).close();
+    } catch {
+      // undici never loaded or was already closed: nothing is left open.
+    }
+  }
+
+  /**
+   * GETs the release. When the ETag changed since the HEAD and sidecars were read, the
+   * sidecars may describe the old bytes, so this fails and the next poll sees a consistent
+   * set; without sidecars the newer bytes are fine (the master hashes what it receives).
+   */
+  async #open(signal: AbortSignal, headEtag: string | undefined, strict: boolean): Promise<Readable> {
+    const response = await this.#send(this.#url, 'GET', signal);
+    const { statusCode, body } = response;
+    const etag = header(response.headers, 'etag');
+    const changed = headEtag !== undefined && etag !== undefined && withoutWeakPrefix(etag) !== withoutWeakPrefix(headEtag);
+    if (!isSuccess(statusCode) || (changed && strict)) {
+      discard(body);
+      response.release();
+      if (!isSuccess(statusCode)) throw statusError('GET', this.#source, statusCode);
+      throw new OverseerError(
+        'ERR_OVERSEER_FETCH_FAILED',
+        `${this.#source} changed between the poll and the download (ETag ${headEtag} became ${etag}); the next poll reads its new sidecars`,
+        { subject: this.#source },
+      );
+    }
+    if (changed) debug('http: %s changed between HEAD and GET (ETag %s -> %s)', this.#source, headEtag, etag);
+    return relayBody(response, this.#source, signal, this.#timeout);
+  }
+
+  async #readSidecars(
+    id: string | undefined,
+    signal: AbortSignal,
+  ): Promise<{ sha256: string | undefined; signature: string | undefined }> {
+    if (this.#sha256Url === undefined && this.#signatureUrl === undefined) return { sha256: undefined, signature: undefined };
+    if (id !== undefined && this.#sidecars?.id === id) return this.#sidecars;
+    const sha256Url = this.#sha256Url;
+    const signatureUrl = this.#signatureUrl;
+    const [sha256, signature] = await Promise.all([
+      sha256Url === undefined
+        ? undefined
+        : this.#readText(sha256Url, 'sha256 sidecar (HttpFetcher.sha256Url)', signal).then((text) =>
+            parseSha256(text, redact(sha256Url), this.#url),
+          ),
+      signatureUrl === undefined
+        ? undefined
+        : this.#readText(signatureUrl, 'signature (HttpFetcher.signatureUrl)', signal).then((text) => {
+            if (text.trim() === '') {
+              throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `the signature at ${redact(signatureUrl)} is empty`, {
+                subject: redact(signatureUrl),
+              });
+            }
+            return text;
+          }),
+    ]);
+    if (id !== undefined) this.#sidecars = { id, sha256, signature };
+    return { sha256, signature };
+  }
+
+  async #readText(url: URL, what: string, signal: AbortSignal): Promise<string> {
+    const source = redact(url);
+    const response = await this.#send(url, 'GET', signal);
+    try {
+      if (!isSuccess(response.statusCode)) {
+        await response.body.dump().catch(() => undefined);
+        throw statusError('GET', `${source} (the ${what})`, response.statusCode);
+      }
+      const chunks: Buffer[] = [];
+      let length = 0;
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        length += chunk.length;
+        if (length > MAX_SIDECAR_BYTES) {
+          discard(response.body);
+          throw new OverseerError(
+            'ERR_OVERSEER_FETCH_FAILED',
+            `the ${what} at ${source} is over ${MAX_SIDECAR_BYTES} bytes; point it at the small text file`,
+            { subject: source },
+          );
+        }
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks).toString('utf8');
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      if (error instanceof OverseerError) throw error;
+      throw requestError('GET', source, error, this.#timeout);
+    } finally {
+      response.release();
+    }
+  }
+
+  /**
+   * One request with a deadline for its headers, connect included (undici's own connect and
+   * headers timeouts do not cover a proxy's CONNECT). Rejects with the caller's abort reason
+   * when `signal` aborts, else with ERR_OVERSEER_FETCH_FAILED.
+   */
+  async #send(url: URL, method: 'GET' | 'HEAD', signal: AbortSignal): Promise<Response> {
+    signal.throwIfAborted();
+    const source = redact(url);
+    let dispatcher: Dispatcher;
+    let request: Undici['request'];
+    try {
+      [dispatcher, { request }] = await Promise.all([this.#getDispatcher(), loadUndici()]);
+    } catch (error) {
+      throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `HttpFetcher could not load undici: ${describeError(error)}`, {
+        cause: error,
+        subject: source,
+      });
+    }
+    signal.throwIfAborted();
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const release = (): void => signal.removeEventListener('abort', onAbort);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.#timeout);
+    try {
+      const response = await request(url, { method, headers: this.#headers, dispatcher, signal: controller.signal });
+      if (timedOut) {
+        discard(response.body);
+        throw new Error('the deadline passed as the headers arrived');
+      }
+      return { statusCode: response.statusCode, headers: response.headers, body: response.body, release };
+    } catch (error) {
+      release();
+      if (signal.aborted) throw signal.reason;
+      throw requestError(method, source, timedOut ? undefined : error, this.#timeout);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #getDispatcher(): Promise<Dispatcher> {
+    if (this.#dispatcher !== undefined) return this.#dispatcher;
+    const timeout = this.#timeout;
+    const created = loadUndici().then(({ EnvHttpProxyAgent, interceptors }) =>
+      new EnvHttpProxyAgent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout }).compose(
+        interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
+      ),
+    );
+    created.catch(() => {
+      if (this.#dispatcher === created) this.#dispatcher = undefined;
+    });
+    this.#dispatcher = created;
+    return created;
+  }
+}
+
+/**
+ * The response body as a Readable whose errors are coded: ERR_OVERSEER_DOWNLOAD_FAILED when
+ * the transfer breaks off or stalls, the caller's abort reason when it aborts.
+ */
+function relayBody(response: Response, source: string, signal: AbortSignal, timeout: number): Readable {
+  const { body } = response;
+  let received = 0;
+  const relay = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  body.on('error', (error: unknown) => {
+    if (signal.aborted) {
+      relay.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      return;
+    }
+    const stalled = hasCode(error, 'UND_ERR_BODY_TIMEOUT');
+    relay.destroy(
+      new OverseerError(
+        'ERR_OVERSEER_DOWNLOAD_FAILED',
+        stalled
+          ? `download of ${source} stalled: no data for ${timeout} ms after ${received} bytes (HttpFetcher.timeout)`
+          : `download of ${source} broke off after ${received} bytes: ${describeError(error)}`,
+        { cause: error, subject: source },
+      ),
+    );
+  });
+  relay.once('close', () => {
+    if (!body.destroyed) body.destroy();
+    response.release();
+  });
+  body.pipe(relay);
+  return relay;
+}
+
+/** Moves user:password from a URL into an Authorization header (unless one is set) and returns the URL without it. */
+function withoutCredentials(url: URL, headers: Record<string, string>): URL {
+  if (url.username === '' && url.password === '') return url;
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  headers['authorization'] ??= `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const bare = new URL(url.href);
+  bare.username = '';
+  bare.password = '';
+  return bare;
+}
+
+/** The URL as events and errors show it: no credentials, no query (signed URLs carry secrets there). */
+function redact(url: URL): string {
+  return `${url.origin}${url.pathname}${url.search === '' ? '' : '?…'}`;
+}
+
+/**
+ * Reads `<hex>` or sha256sum output. One line is taken whatever file it names; with several,
+ * the line naming the release's file is.
+ */
+function parseSha256(text: string, source: string, releaseUrl: URL): string {
+  const fail = (problem: string): OverseerError =>
+    new OverseerError('ERR_OVERSEER_FETCH_FAILED', `the sha256 sidecar at ${source} ${problem}`, { subject: source });
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '');
+  const entries = lines.map((line) => {
+    const match = SHA256_LINE.exec(line);
+    if (match === null) throw fail(`has a line that is not "<64 hex digits>" or "<64 hex digits>  <file>": ${JSON.stringify(line.slice(0, 80))}`);
+    return { hex: (match[1] ?? '').toLowerCase(), file: match[2] };
+  });
+  const [first] = entries;
+  if (first === undefined) throw fail('is empty');
+  if (entries.length === 1) return first.hex;
+  const wanted = decodeURIComponent(releaseUrl.pathname.slice(releaseUrl.pathname.lastIndexOf('/') + 1));
+  const match = entries.find((entry) => entry.file !== undefined && entry.file.slice(entry.file.lastIndexOf('/') + 1) === wanted);
+  if (match === undefined) throw fail(`lists ${entries.length} files but none named ${JSON.stringify(wanted)}`);
+  return match.hex;
+}
+
+function requestError(method: string, source: string, error: unknown, timeout: number): OverseerError {
+  const timedOut =
+    error === undefined || hasCode(error, 'UND_ERR_CONNECT_TIMEOUT') || hasCode(error, 'UND_ERR_HEADERS_TIMEOUT');
+  const message = timedOut
+    ? `${method} ${source} got no response within ${timeout} ms; check the server or raise HttpFetcher.timeout`
+    : hasCode(error, 'UND_ERR_BODY_TIMEOUT')
+      ? `${method} ${source} stalled: no data for ${timeout} ms (HttpFetcher.timeout)`
+      : `${method} ${source} failed: ${describeError(error)}`;
+  return new OverseerError('ERR_OVERSEER_FETCH_FAILED', message, error === undefined ? { subject: source } : { cause: error, subject: source });
+}
+
+function statusError(method: string, source: string, statusCode: number): OverseerError {
+  const text = STATUS_CODES[statusCode];
+  return new OverseerError(
+    'ERR_OVERSEER_FETCH_FAILED',
+    `${method} ${source} answered ${statusCode}${text === undefined ? '' : ` ${text}`}; check the URL and that the server publishes it`,
+    { subject: source },
+  );
+}
+
+function header(headers: Response['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Drops a body nobody will read; undici reports that as an error, which is expected here. */
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+function isSuccess(statusCode: number): boolean {
+  return statusCode >= 200 && statusCode < 300;
+}
+
+function withoutWeakPrefix(etag: string): string {
+  return etag.startsWith('W/') ? etag.slice(2) : etag;
+}
+
+function hasCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}

@@ -1,0 +1,88 @@
+/**
+ * When the master polls its fetcher: every fetcher.interval, never sooner than minFetchInterval
+ * after the previous poll began, early when the fetcher hints at a change, and with exponential
+ * backoff (from minFetchInterval up to the interval) after failures. A failure never ends the loop.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Fetcher } from './fetcher.js';
+
+export interface FetchLoopOptions {
+  readonly fetcher: Fetcher;
+  readonly minInterval: number;
+  /** One poll; throwing counts as a failure and backs off. */
+  readonly poll: (signal: AbortSignal) => Promise<void>;
+  readonly onFailure: (error: unknown, retryInMs: number) => void;
+}
+
+export class FetchLoop {
+  readonly #options: FetchLoopOptions;
+  readonly #stop = new AbortController();
+  /** Separate from #stop: a poll under way may be let finish. */
+  readonly #abortPolls = new AbortController();
+  #current: Promise<void> | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(options: FetchLoopOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  /**
+   * Stops polling. With `finishCurrent`, a poll under way may complete first (a CLI under
+   * noRestart lets its upgrade land before it exits); otherwise it is aborted.
+   */
+  async stop(finishCurrent = false): Promise<void> {
+    this.#stop.abort();
+    if (!finishCurrent) this.#abortPolls.abort();
+    await this.#current?.catch(() => {});
+    this.#abortPolls.abort();
+    await this.#options.fetcher.close?.();
+  }
+
+  async #loop(): Promise<void> {
+    const { fetcher, minInterval } = this.#options;
+    const signal = this.#stop.signal;
+    const interval = Math.max(fetcher.interval, minInterval);
+    let failures = 0;
+    while (!signal.aborted) {
+      const began = Date.now();
+      let delay = interval;
+      this.#current = this.#options.poll(this.#abortPolls.signal);
+      try {
+        await this.#current;
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) return;
+        failures++;
+        delay = Math.min(interval, minInterval * 2 ** (failures - 1));
+        this.#options.onFailure(error, delay);
+      } finally {
+        this.#current = undefined;
+      }
+      await this.#wait(delay, began);
+    }
+  }
+
+  /** Sleeps `delay`, or less when the fetcher's hint fires, but never under minInterval since `began`. */
+  async #wait(delay: number, began: number): Promise<void> {
+    const { fetcher, minInterval } = this.#options;
+    const waiting = new AbortController();
+    const stop = () => waiting.abort();
+    this.#stop.signal.addEventListener('abort', stop, { once: true });
+    try {
+      const timer = sleep(delay, undefined, { signal: waiting.signal });
+      const hint = fetcher.changed
+        ? fetcher.changed(waiting.signal).then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }))
+        : new Promise<never>(() => {});
+      await Promise.race([timer, hint]);
+    } catch {
+      // Aborted: stopping, or the other branch won.
+    } finally {
+      this.#stop.signal.removeEventListener('abort', stop);
+      waiting.abort();
+    }
+  }
+}

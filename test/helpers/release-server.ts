@@ -1,0 +1,252 @@
+/**
+ * A real node:http release server on 127.0.0.1 for tests and the demo: publish bytes (or a
+ * generated body of any size, streamed, never held in memory) at a path, with or without
+ * ETag/Last-Modified, gzip, a .sha256 and a .minisig sidecar, and make a path misbehave on demand.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { posix } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+/**
+ * How a path answers. 'no-headers': no ETag or Last-Modified. 'no-head': HEAD gets 405.
+ * 'drop-mid-body': GET sends half the body, then the socket is destroyed. 'stall-mid-body':
+ * GET sends half the body, then nothing. 'slow': no response at all until close().
+ * 'status-500': every request gets 500.
+ */
+export type ReleaseMode = 'normal' | 'no-headers' | 'no-head' | 'drop-mid-body' | 'stall-mid-body' | 'slow' | 'status-500';
+
+export interface PublishOptions {
+  /** Send an ETag (unique per publish). @default true */
+  readonly etag?: boolean;
+  /** Send Last-Modified: true for "now" (one second later than the last publish at this path at least), or a given date. @default true */
+  readonly lastModified?: boolean | Date;
+  /** gzip the body before publishing: the published bytes (and their sha256) are the compressed ones. @default false */
+  readonly gzip?: boolean;
+  /** A Content-Encoding header to send (the bytes are sent as they are). */
+  readonly contentEncoding?: string;
+  /** Also publish `<path>.sha256` as sha256sum output of the published bytes. @default false */
+  readonly sha256?: boolean;
+  /** Also publish this text as `<path>.minisig`. */
+  readonly signature?: string;
+}
+
+export interface PublishedRelease {
+  readonly path: string;
+  readonly url: string;
+  /** Bytes as published (compressed when gzip). */
+  readonly size: number;
+  /** sha256 hex of the bytes as published (computed on first read for generated bodies). */
+  readonly sha256: string;
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  /** The request target as received (a path, or an absolute URL through a forward proxy). */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+export interface ReleaseServer {
+  /** http://127.0.0.1:<port> */
+  readonly origin: string;
+  url(path: string): string;
+  publish(path: string, body: Buffer | string, options?: PublishOptions): PublishedRelease;
+  /** Publishes `size` deterministic bytes (from `seed`) that are generated while they are sent. */
+  publishGenerated(path: string, size: number, options?: Omit<PublishOptions, 'gzip'> & { readonly seed?: number }): PublishedRelease;
+  unpublish(path: string): void;
+  setMode(path: string, mode: ReleaseMode): void;
+  /** Answers `from` with a 302 to `to` (a path on this server or an absolute URL). */
+  redirect(from: string, to: string): void;
+  /** Every request received, in order. */
+  readonly requests: RecordedRequest[];
+  /** Resolves with the first request (already received or still to come) that matches. */
+  waitForRequest(match: (request: RecordedRequest) => boolean, timeout?: number): Promise<RecordedRequest>;
+  close(): Promise<void>;
+}
+
+interface Entry {
+  readonly size: number;
+  /** Bytes [0, end) of the body, in chunks. */
+  readonly chunks: (end: number) => Iterable<Buffer>;
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+  readonly contentEncoding: string | undefined;
+}
+
+const BLOCK_SIZE = 64 * 1024;
+
+export async function startReleaseServer(): Promise<ReleaseServer> {
+  const entries = new Map<string, Entry>();
+  const modes = new Map<string, ReleaseMode>();
+  const redirects = new Map<string, string>();
+  const lastSeconds = new Map<string, number>();
+  const requests: RecordedRequest[] = [];
+  const arrivals = new EventEmitter();
+  let generation = 0;
+
+  const server = createServer((req, res) => {
+    const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers };
+    requests.push(record);
+    arrivals.emit('request', record);
+    const target = normalize(new URL(req.url ?? '/', 'http://localhost').pathname);
+    void answer(target, req.method ?? 'GET', res).catch(() => res.destroy());
+  });
+
+  async function answer(target: string, method: string, res: ServerResponse): Promise<void> {
+    const mode = modes.get(target) ?? 'normal';
+    const location = redirects.get(target);
+    if (mode === 'slow') return;
+    if (mode === 'status-500') return void res.writeHead(500, { 'content-type': 'text/plain' }).end('broken on purpose\n');
+    if (location !== undefined) return void res.writeHead(302, { location }).end();
+    const entry = entries.get(target);
+    if (entry === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not published\n');
+    if (method === 'HEAD' && mode === 'no-head') return void res.writeHead(405, { allow: 'GET' }).end();
+    if (method !== 'HEAD' && method !== 'GET') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'content-length': entry.size,
+    };
+    if (mode !== 'no-headers' && entry.etag !== undefined) headers['etag'] = entry.etag;
+    if (mode !== 'no-headers' && entry.lastModified !== undefined) headers['last-modified'] = entry.lastModified;
+    if (entry.contentEncoding !== undefined) headers['content-encoding'] = entry.contentEncoding;
+    res.writeHead(200, headers);
+    if (method === 'HEAD') return void res.end();
+    const breaks = mode === 'drop-mid-body' || mode === 'stall-mid-body';
+    const end = breaks ? Math.floor(entry.size / 2) : entry.size;
+    for (const chunk of entry.chunks(end)) {
+      if (res.destroyed) return;
+      if (!res.write(chunk)) await drained(res);
+    }
+    if (mode === 'drop-mid-body') {
+      await new Promise<void>((resolve) => res.write('', () => resolve()));
+      res.socket?.destroy();
+    } else if (mode !== 'stall-mid-body') {
+      res.end();
+    }
+  }
+
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  function lastModifiedFor(path: string, option: boolean | Date | undefined): string | undefined {
+    if (option === false) return undefined;
+    if (option instanceof Date) return option.toUTCString();
+    const second = Math.max(Math.floor(Date.now() / 1000), (lastSeconds.get(path) ?? 0) + 1);
+    lastSeconds.set(path, second);
+    return new Date(second * 1000).toUTCString();
+  }
+
+  function store(
+    path: string,
+    size: number,
+    chunks: Entry['chunks'],
+    sha256: () => string,
+    options: PublishOptions,
+  ): PublishedRelease {
+    const key = normalize(path);
+    generation += 1;
+    const entry: Entry = {
+      size,
+      chunks,
+      etag: options.etag === false ? undefined : `"r${generation}-${size}"`,
+      lastModified: lastModifiedFor(key, options.lastModified),
+      contentEncoding: options.contentEncoding,
+    };
+    entries.set(key, entry);
+    let hex: string | undefined;
+    const published: PublishedRelease = {
+      path: key,
+      url: origin + key,
+      size,
+      get sha256() {
+        return (hex ??= sha256());
+      },
+      etag: entry.etag,
+      lastModified: entry.lastModified,
+    };
+    if (options.sha256 === true) publish(`${key}.sha256`, `${published.sha256}  ${posix.basename(key)}\n`);
+    if (options.signature !== undefined) publish(`${key}.minisig`, options.signature);
+    return published;
+  }
+
+  function publish(path: string, body: Buffer | string, options: PublishOptions = {}): PublishedRelease {
+    const raw = typeof body === 'string' ? Buffer.from(body) : body;
+    const bytes = options.gzip === true ? gzipSync(raw) : raw;
+    return store(path, bytes.length, (end) => [bytes.subarray(0, end)], () => createHash('sha256').update(bytes).digest('hex'), options);
+  }
+
+  function publishGenerated(
+    path: string,
+    size: number,
+    options: Omit<PublishOptions, 'gzip'> & { readonly seed?: number } = {},
+  ): PublishedRelease {
+    const block = Buffer.alloc(BLOCK_SIZE);
+    const seed = options.seed ?? 1;
+    for (let index = 0; index < BLOCK_SIZE; index += 1) block[index] = (index * 31 + seed * 17 + (index >> 8)) & 0xff;
+    function* chunks(end: number): Iterable<Buffer> {
+      for (let offset = 0; offset < end; offset += BLOCK_SIZE) yield block.subarray(0, Math.min(BLOCK_SIZE, end - offset));
+    }
+    const sha256 = (): string => {
+      const hash = createHash('sha256');
+      for (const chunk of chunks(size)) hash.update(chunk);
+      return hash.digest('hex');
+    };
+    return store(path, size, chunks, sha256, options);
+  }
+
+  return {
+    origin,
+    url: (path) => origin + normalize(path),
+    publish,
+    publishGenerated,
+    unpublish: (path) => void entries.delete(normalize(path)),
+    setMode: (path, mode) => void modes.set(normalize(path), mode),
+    redirect: (from, to) => void redirects.set(normalize(from), to),
+    requests,
+    waitForRequest(match, timeout = 10_000) {
+      const seen = requests.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          arrivals.off('request', onRequest);
+          reject(new Error(`no matching request within ${timeout} ms`));
+        }, timeout);
+        function onRequest(request: RecordedRequest): void {
+          if (!match(request)) return;
+          clearTimeout(timer);
+          arrivals.off('request', onRequest);
+          resolve(request);
+        }
+        arrivals.on('request', onRequest);
+      });
+    },
+    async close() {
+      const closed = once(server, 'close');
+      server.close();
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+function normalize(path: string): string {
+  return path.startsWith('/') ? path : `/${path}`;
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
