@@ -67,6 +67,7 @@ export interface SwapResult {
 }
 
 const previousSuffix = '.previous';
+const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
 
 function tempNameParts(targetPath: string): { dir: string; stem: string; ext: string } {
   const ext = path.extname(targetPath);
@@ -197,7 +198,11 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
     );
     const contentMeter = new Meter(['sha256'], maxBytes, () => tooLarge(maxBytes, gzip));
     const file = createWriteStream(tempPath, { flags: 'r+' });
-    file.on('error', (error) => (writeError = error));
+    // Since Node 22 the pipeline destroys the file stream with an upstream error too, so only
+    // errors of the file's own system calls count as write failures.
+    file.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.syscall !== undefined && FILE_SYSCALLS.has(error.syscall)) writeError = error;
+    });
     const streamOptions = signal === undefined ? {} : { signal };
     try {
       await (gzip

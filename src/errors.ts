@@ -25,6 +25,12 @@ export const CODES = {
   ERR_OVERSEER_LOCKED: 'another process holds the bundle lock',
   ERR_OVERSEER_SWAP_FAILED: 'the staged release could not be moved into place',
   ERR_OVERSEER_ROLLED_BACK: 'a swapped-in release did not become ready and the previous one was restored',
+  ERR_OVERSEER_UNKNOWN_PROCESS: 'a Supervisor call named an id that was never added, or was removed',
+  ERR_OVERSEER_PROCESS_EXISTS: 'Supervisor.add() was given an id that is already in use',
+  ERR_OVERSEER_PROCESS_RUNNING: 'supervise() or remove() named a process that is still supervised',
+  ERR_OVERSEER_PROCESS_NOT_RUNNING: 'Supervisor.signal() named a process that has no live process group',
+  ERR_OVERSEER_SPAWN_FAILED: 'a supervised command could not be started (the process is fatal)',
+  ERR_OVERSEER_PROCESS_FAILED: 'a supervised process failed with no retries left (the process is fatal)',
 } as const;
 
 export type ErrorCode = keyof typeof CODES;

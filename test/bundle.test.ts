@@ -175,7 +175,8 @@ describe('stageRelease', () => {
     }
     const error = await assertStageFails(bomb(), { gzip: true, maxBytes: 4 * 1024 * 1024 }, 'ERR_OVERSEER_TOO_LARGE');
     assert.match(error.message, /4194304 bytes once inflated/);
-    assert.ok(yielded < 64, `read ${yielded} members of ${member.length} bytes before stopping`);
+    // Stream read-ahead differs between Node lines (64 KB on 20, ~190 KB on 22): bound the bytes.
+    assert.ok(yielded * member.length < 1024 * 1024, `read ${yielded} members of ${member.length} bytes before stopping`);
     assert.equal(closed, true, 'the source is closed');
   });
 

@@ -1,0 +1,38 @@
+// A served app under overseer. Run it, then in another terminal:
+//   curl localhost:3000            → which child (pid) and version answered
+//   kill -USR2 <master pid>        → ready-first handoff to a fresh child, no request lost
+//   kill -TERM <master pid>        → graceful stop
+// Set RELEASE_URL to poll an HTTP release source for new builds of this very file.
+import http from 'node:http';
+import { run } from 'overseer';
+import { HttpFetcher } from 'overseer/fetchers';
+
+const VERSION = '1.0.0';
+const url = process.env.RELEASE_URL;
+
+run({
+  address: process.env.ADDRESS ?? ':3000',
+  version: VERSION,
+  ...(url ? { fetcher: new HttpFetcher({ url, interval: Number(process.env.RELEASE_INTERVAL ?? 5000) }), minFetchInterval: 200 } : {}),
+  onEvent(event) {
+    const detail = {
+      'master-started': () => `master ${event.pid} listening on ${event.addresses.join(', ')}`,
+      'child-ready': () => `child ${event.pid} ready in ${event.bootMs} ms`,
+      'child-exited': () => `child ${event.pid} exited (${event.signal ?? `code ${event.code}`})`,
+      'handoff-completed': () => `handoff ${event.from} → ${event.to} (${event.reason}): ready after ${event.timings.readyMs} ms, old drained in ${event.timings.drainMs} ms`,
+      'handoff-failed': () => `handoff failed, child ${event.pid} stays out: ${event.error}`,
+      'upgrade-applied': () => `upgraded to ${event.version} (download ${event.timings.downloadMs} ms, verify ${event.timings.verifyMs} ms, swap ${event.timings.swapMs} ms)`,
+      'upgrade-rejected': () => `release refused: ${event.error}`,
+      'upgrade-rolled-back': () => `release rolled back: ${event.error}`,
+    }[event.type];
+    if (detail) console.log(`[overseer] ${detail()}`);
+  },
+  async program(state) {
+    const server = http.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ version: state.version, pid: process.pid, id: state.id.slice(0, 12) }) + '\n');
+    });
+    await state.listen(server);
+    state.shutdown.addEventListener('abort', () => console.log(`[app ${VERSION}] child ${process.pid} draining`));
+  },
+});
