@@ -283,9 +283,14 @@ export class Master {
   /** Asks a child to drain, and kills it if it is still there after `deadline` ms. */
   #stopChild(record: ChildRecord, reason: string, deadline: number): void {
     if (record.phase === 'exited' || record.phase === 'draining') return;
+    // A child still starting may not listen for the drain message yet; SIGTERM drains it
+    // once its handlers are in, and ends it before.
+    const viaSignal = record.phase === 'starting';
     record.phase = 'draining';
     this.emit({ type: 'child-draining', pid: record.pid, generation: record.generation, reason });
-    if (record.process.connected) {
+    if (viaSignal) {
+      record.process.kill('SIGTERM');
+    } else if (record.process.connected) {
       record.process.send(masterMessage({ type: 'drain', generation: record.generation, reason }), (error: Error | null) => {
         if (error) record.process.kill('SIGTERM');
       });

@@ -50,6 +50,19 @@ describe('ready-first handoff', () => {
     assert.ok(order.indexOf(`child-ready:${done.to}`) < order.indexOf(`child-draining:${before.pid}`), `new child ready before the old drains: ${order.join(' ')}`);
   });
 
+  test('a restart signal while the first child still boots replaces it promptly', async () => {
+    const controlFile = path.join(tempDir(), 'control.json');
+    fs.writeFileSync(controlFile, JSON.stringify({ mode: 'never-ready' }));
+    const master = await startMaster(app, { noWait: true, env: { APP_CONTROL: controlFile, APP_OPTIONS: JSON.stringify({ terminateTimeout: 20_000 }) } });
+    masters.push(master);
+    await master.waitFor('child-forked');
+    fs.writeFileSync(controlFile, JSON.stringify({ mode: 'serve' }));
+    master.process.kill('SIGUSR2');
+    const done = await master.waitFor('handoff-completed');
+    assert.ok(done.timings.totalMs < 10_000, `took ${done.timings.totalMs} ms`);
+    assert.equal((await ask(master.port)).pid, done.to);
+  });
+
   test('restart() from the child asks for a handoff', async () => {
     const master = await start();
     const before = await ask(master.port);
