@@ -3,7 +3,7 @@
  * runs ready-first handoffs one at a time, forwards signals, and exits with its child's code.
  * It never listens or accepts; the sockets stay in LISTEN state for as long as it holds them.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { sha256File } from './bundle.js';
 import type { ResolvedConfig } from './config.js';
@@ -11,13 +11,15 @@ import { OverseerError, describeError } from './errors.js';
 import { createEmitter, createLog, type Log, type OverseerEvent } from './events.js';
 import { codeForSignal, exitProcess } from './exit.js';
 import { bindAll, closeAll, type BoundListener } from './listeners.js';
-import { ROLE_CHILD, ROLE_ENV, isProtocolMessage, masterMessage, type ChildMessage, type MasterMessage } from './protocol.js';
+import { NodeLauncher } from './launch-node.js';
+import type { Launcher, LaunchedChild } from './launcher.js';
 import { SHUTDOWN_SIGNALS, forwardedSignals, onSignals } from './signals.js';
 
 type ChildPhase = 'starting' | 'ready' | 'draining' | 'exited';
 
 interface ChildRecord {
   readonly process: ChildProcess;
+  readonly drain: LaunchedChild['drain'];
   readonly pid: number;
   readonly generation: number;
   readonly forkedAt: number;
@@ -33,19 +35,17 @@ interface ChildRecord {
 
 export type HandoffResult = { ok: true; pid: number } | { ok: false; error: OverseerError };
 
-/** Flags the child must not inherit: a second inspector on the same port would fail to start. */
-export function childExecArgv(): string[] {
-  return process.execArgv.filter((arg) => !/^--(inspect|debug)(-brk|-port|-wait)?(=|$)/.test(arg));
-}
-
 export interface MasterOptions {
   readonly config: ResolvedConfig;
+  readonly launcher: Launcher;
   readonly bundlePath: string;
   readonly sha256: string;
+  readonly log: Log;
 }
 
 export class Master {
   readonly #config: ResolvedConfig;
+  readonly #launcher: Launcher;
   readonly #log: Log;
   readonly emit: ReturnType<typeof createEmitter>;
   #bundlePath: string;
@@ -66,9 +66,10 @@ export class Master {
 
   constructor(options: MasterOptions) {
     this.#config = options.config;
+    this.#launcher = options.launcher;
     this.#bundlePath = options.bundlePath;
     this.#sha256 = options.sha256;
-    this.#log = createLog(options.config, 'master');
+    this.#log = options.log;
     this.emit = createEmitter(options.config.onEvent, this.#log);
   }
 
@@ -184,64 +185,55 @@ export class Master {
 
   #fork(reason: string): ChildRecord {
     const generation = ++this.#generation;
-    const child = fork(this.#bundlePath, process.argv.slice(2), {
-      execArgv: childExecArgv(),
-      env: { ...process.env, [ROLE_ENV]: ROLE_CHILD },
-      // Its own process group: a terminal's Ctrl-C reaches the master alone, which forwards it once.
-      detached: true,
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    });
-    const forkedAt = Date.now();
     let markReady!: () => void;
     let rejectReady!: (error: OverseerError) => void;
     const ready = new Promise<void>((resolve, reject) => {
       markReady = resolve;
       rejectReady = reject;
     });
+    ready.catch(() => {});
     const markFailed = (error: OverseerError) => {
       if (record.phase === 'starting' && !record.failure) record.failure = error;
       rejectReady(error);
     };
-    ready.catch(() => {});
     let markExited!: () => void;
     const exited = new Promise<void>((resolve) => (markExited = resolve));
+    let readyTimer: NodeJS.Timeout | undefined;
+    const launched = this.#launcher.launch({
+      generation, listeners: this.#listeners, sha256: this.#sha256, bundlePath: this.#bundlePath,
+      terminateTimeout: this.#config.terminateTimeout,
+    }, {
+      ready: () => {
+        if (record.phase !== 'starting') return;
+        clearTimeout(readyTimer);
+        record.phase = 'ready';
+        this.emit({ type: 'child-ready', pid: record.pid, generation, bootMs: Date.now() - record.forkedAt });
+        markReady();
+      },
+      failed: (message) => {
+        markFailed(new OverseerError('ERR_OVERSEER_CHILD_FAILED', `child ${record.pid} failed in its program: ${message}`, { pid: record.pid }));
+      },
+      restart: () => {
+        if (this.#config.noRestart) this.shutdown(undefined);
+        else void this.handoff('child-request');
+      },
+    });
+    const child = launched.process;
     const record: ChildRecord = {
-      process: child, pid: child.pid ?? -1, generation, forkedAt, phase: 'starting', exit: undefined,
-      failure: undefined, ready, exited, killTimer: undefined,
+      process: child, drain: launched.drain, pid: child.pid ?? -1, generation, forkedAt: Date.now(), phase: 'starting',
+      exit: undefined, failure: undefined, ready, exited, killTimer: undefined,
     };
     this.#children.add(record);
     this.emit({ type: 'child-forked', pid: record.pid, generation, reason });
 
-    const readyTimer = setTimeout(() => {
+    readyTimer = setTimeout(() => {
       markFailed(new OverseerError(
         'ERR_OVERSEER_READY_TIMEOUT',
-        `child ${record.pid} was not ready within readyTimeout (${this.#config.readyTimeout} ms); its program must resolve once it serves`,
+        `child ${record.pid} was not ready within readyTimeout (${this.#config.readyTimeout} ms); it must report ready once it serves`,
         { pid: record.pid },
       ));
     }, this.#config.readyTimeout);
 
-    child.on('message', (message: unknown) => {
-      if (!isProtocolMessage<ChildMessage>(message)) return;
-      switch (message.type) {
-        case 'hello':
-          this.#sendSockets(record);
-          break;
-        case 'ready':
-          if (record.phase !== 'starting') break;
-          clearTimeout(readyTimer);
-          record.phase = 'ready';
-          this.emit({ type: 'child-ready', pid: record.pid, generation, bootMs: Date.now() - forkedAt });
-          markReady();
-          break;
-        case 'failed':
-          markFailed(new OverseerError('ERR_OVERSEER_CHILD_FAILED', `child ${record.pid} failed in its program: ${message.error}`, { pid: record.pid }));
-          break;
-        case 'restart':
-          if (this.#config.noRestart) this.shutdown(undefined);
-          else void this.handoff('child-request');
-          break;
-      }
-    });
     child.on('error', (error) => this.#log.warn(`child ${record.pid}: ${describeError(error)}`));
     child.once('exit', (code, signal) => {
       clearTimeout(readyTimer);
@@ -263,23 +255,6 @@ export class Master {
     return record;
   }
 
-  #sendSockets(record: ChildRecord): void {
-    const send = (message: MasterMessage, handle?: unknown) => {
-      if (!record.process.connected) return;
-      // Raw TCP/Pipe handles travel as 'net.Native'; the master keeps its own copy open.
-      record.process.send(message, handle as never, (error: Error | null) => {
-        if (error) this.#log.warn(`could not send to child ${record.pid}: ${error.message}`);
-      });
-    };
-    send(masterMessage({
-      type: 'init', generation: record.generation, id: this.#sha256, bundlePath: this.#bundlePath,
-      listeners: this.#listeners.map((listener) => listener.info), terminateTimeout: this.#config.terminateTimeout,
-    }));
-    this.#listeners.forEach((listener, index) => {
-      send(masterMessage({ type: 'listener', generation: record.generation, index }), listener.handle);
-    });
-  }
-
   /** Asks a child to drain, and kills it if it is still there after `deadline` ms. */
   #stopChild(record: ChildRecord, reason: string, deadline: number): void {
     if (record.phase === 'exited' || record.phase === 'draining') return;
@@ -288,15 +263,8 @@ export class Master {
     const viaSignal = record.phase === 'starting';
     record.phase = 'draining';
     this.emit({ type: 'child-draining', pid: record.pid, generation: record.generation, reason });
-    if (viaSignal) {
-      record.process.kill('SIGTERM');
-    } else if (record.process.connected) {
-      record.process.send(masterMessage({ type: 'drain', generation: record.generation, reason }), (error: Error | null) => {
-        if (error) record.process.kill('SIGTERM');
-      });
-    } else {
-      record.process.kill('SIGTERM');
-    }
+    if (viaSignal) record.process.kill('SIGTERM');
+    else record.drain(reason);
     record.killTimer = setTimeout(() => {
       this.#log.warn(`child ${record.pid} did not exit within ${deadline} ms of its drain; killing it`);
       record.process.kill('SIGKILL');
@@ -377,7 +345,7 @@ export class Master {
     for (const record of this.#children) {
       if (record.phase === 'exited') continue;
       if (signal) record.process.kill(signal);
-      else if (record.process.connected) this.#stopChild(record, 'shutdown', this.#config.terminateTimeout);
+      else this.#stopChild(record, 'shutdown', this.#config.terminateTimeout);
       if (!record.killTimer) {
         record.phase = 'draining';
         record.killTimer = setTimeout(() => record.process.kill('SIGKILL'), this.#config.terminateTimeout);
@@ -415,7 +383,8 @@ export async function startMaster(config: ResolvedConfig): Promise<Master> {
   } catch (error) {
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `cannot read the bundle ${bundlePath}: ${describeError(error)}; set config.bundlePath to the file to run`, { cause: error, subject: 'bundlePath' });
   }
-  const master = new Master({ config, bundlePath, sha256 });
+  const log = createLog(config, 'master');
+  const master = new Master({ config, bundlePath, sha256, launcher: new NodeLauncher(log), log });
   await master.start();
   if (config.fetcher) {
     const { Upgrader } = await import('./upgrade.js');

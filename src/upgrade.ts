@@ -14,7 +14,7 @@ import { FetchLoop } from './fetch-loop.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
 import type { Master } from './master.js';
-import { childExecArgv } from './master.js';
+import { childExecArgv } from './launch-node.js';
 import { runEchoCheck, verifyDeclared, verifyIntegrity, verifyVersion } from './verify.js';
 
 /** Errors that say the release itself is bad: it is remembered and not downloaded again. */
