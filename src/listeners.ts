@@ -4,6 +4,8 @@
  * module isolates the one undocumented call it needs, net._createServerHandle (the factory
  * Node's cluster uses), behind a feature check.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -109,4 +111,31 @@ export async function bindAll(addresses: readonly ParsedAddress[]): Promise<Boun
 /** Closes the master's handles; for unix sockets the master, as binder, removes the file. */
 export function closeAll(listeners: readonly BoundListener[]): void {
   for (const listener of listeners) listener.handle.close();
+}
+
+/**
+ * Puts the bound sockets into LISTEN state without any process accepting on them, so clients
+ * queue in the backlog from the master's start (instead of being refused until the first child
+ * listens) and no other process can take the port meanwhile. The master cannot do it itself:
+ * libuv starts accepting wherever listen() is called. A throwaway node process calls listen()
+ * on inherited copies and exits in the same tick, before its event loop could ever accept.
+ */
+export async function startListening(listeners: readonly BoundListener[], backlog = 511): Promise<void> {
+  if (listeners.length === 0) return;
+  const script = `
+    const net = require('node:net');
+    for (let i = 0; i < ${listeners.length}; i++) {
+      const handle = net._createServerHandle(null, null, null, 3 + i);
+      if (typeof handle === 'number') process.exit(10);
+      if (handle.listen(${backlog}) !== 0) process.exit(11);
+    }
+    process.exit(0);`;
+  const primer = spawn(process.execPath, ['-e', script], {
+    stdio: ['ignore', 'ignore', 'inherit', ...listeners.map((listener) => listener.handle.fd)],
+    env: { PATH: process.env.PATH ?? '' },
+  });
+  const [code] = (await once(primer, 'exit')) as [number | null];
+  if (code !== 0) {
+    throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `could not put ${listeners.map((listener) => listener.info.address).join(', ')} into listening state (helper exited with ${code})`);
+  }
 }

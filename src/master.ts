@@ -10,7 +10,7 @@ import type { ResolvedConfig } from './config.js';
 import { OverseerError, describeError } from './errors.js';
 import { createEmitter, createLog, type Log, type OverseerEvent } from './events.js';
 import { codeForSignal, exitProcess } from './exit.js';
-import { bindAll, closeAll, type BoundListener } from './listeners.js';
+import { bindAll, closeAll, startListening, type BoundListener } from './listeners.js';
 import { NodeLauncher } from './launch-node.js';
 import type { Launcher, LaunchedChild } from './launcher.js';
 import { SHUTDOWN_SIGNALS, forwardedSignals, onSignals } from './signals.js';
@@ -96,6 +96,12 @@ export class Master {
 
   async start(): Promise<void> {
     this.#listeners = await bindAll(this.#config.addresses);
+    try {
+      await startListening(this.#listeners);
+    } catch (error) {
+      closeAll(this.#listeners);
+      throw error;
+    }
     this.#cleanups.push(onSignals(SHUTDOWN_SIGNALS, (signal) => this.shutdown(signal)));
     this.#cleanups.push(onSignals([this.#config.restartSignal], () => {
       if (this.#config.noRestart) this.shutdown(this.#config.restartSignal);

@@ -1,7 +1,8 @@
 /**
  * One run of a supervised command: spawned detached as the leader of its own process group, its
  * stdout and stderr read line by line, signals sent to the whole group. Every live group is
- * SIGKILLed when this process exits, through one 'exit' listener shared by all supervisors.
+ * SIGKILLed when this process exits, or dies of a signal it leaves to Node's default action;
+ * one set of process listeners serves all supervisors.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,20 +42,45 @@ export interface CommandSpec {
  */
 const OUTPUT_GRACE_MS = 2000;
 
+/**
+ * Signals whose default action ends this process without running 'exit' listeners. The groups
+ * are in sessions of their own, so a terminal's Ctrl-C or hangup never reaches them either.
+ */
+const DEATH_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const satisfies readonly NodeJS.Signals[];
+
 const liveGroups = new Set<number>();
 
 function killLiveGroups(): void {
-  void 0;
+  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+}
+
+/**
+ * Listening to a signal cancels Node's default action, so this listener only stands in for it:
+ * when no one else listens, it kills the groups and raises the signal again without itself.
+ * When the program has its own listener, that one decides (and process.exit() runs the hook).
+ */
+function onDeathSignal(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 1) return;
+  killLiveGroups();
+  removeProcessListeners();
+  process.kill(process.pid, signal);
+}
+
+function removeProcessListeners(): void {
+  process.off('exit', killLiveGroups);
+  for (const signal of DEATH_SIGNALS) process.off(signal, onDeathSignal);
 }
 
 function track(pgid: number): void {
-  if (liveGroups.size === 0) process.on('exit', killLiveGroups);
+  if (liveGroups.size === 0) {
+    process.on('exit', killLiveGroups);
+    for (const signal of DEATH_SIGNALS) process.on(signal, onDeathSignal);
+  }
   liveGroups.add(pgid);
 }
 
 function untrack(pgid: number): void {
-  if (!liveGroups.delete(pgid)) return;
-  if (liveGroups.size === 0) process.off('exit', killLiveGroups);
+  if (liveGroups.delete(pgid) && liveGroups.size === 0) removeProcessListeners();
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {

@@ -245,17 +245,35 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #iterate<T extends { readonly id: string }>(event: keyof SupervisorEvents, options: IterateOptions): AsyncIterableIterator<T> {
     const { id, signal } = options;
     if (id !== undefined) this.#get(id);
-    if (signal?.aborted) return (async function* () {})();
+    const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
+    if (signal?.aborted) {
+      return { next: async () => finished, return: async () => finished, [Symbol.asyncIterator]() { return this; } };
+    }
     // Subscribed now, not at the first next(): a state emitted right after this call is kept.
     const source = on(this, event, signal === undefined ? {} : { signal }) as AsyncIterableIterator<[T]>;
-    return (async function* () {
-      try {
-        for await (const [value] of source) if (id === undefined || value.id === id) yield value;
-      } catch (error) {
-        if (signal?.aborted) return;
-        throw error;
-      }
-    })();
+    return {
+      async next() {
+        for (;;) {
+          let result: IteratorResult<[T]>;
+          try {
+            result = await source.next();
+          } catch (error) {
+            if (signal?.aborted) return finished;
+            throw error;
+          }
+          if (result.done === true) return finished;
+          const [value] = result.value;
+          if (id === undefined || value.id === id) return { done: false, value };
+        }
+      },
+      async return() {
+        await source.return?.();
+        return finished;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   #get(id: string): Entry {

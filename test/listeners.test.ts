@@ -82,6 +82,17 @@ describe('addresses', () => {
     assert.equal(fs.existsSync(socketPath), false, 'the master removes its unix socket on exit');
   });
 
+  test('clients connecting before the first child listens wait in the backlog, never refused', async () => {
+    const controlFile = path.join(tempDir(), 'control.json');
+    fs.writeFileSync(controlFile, JSON.stringify({ mode: 'slow-start' }));
+    const master = await startMaster(app, { noWait: true, env: { APP_CONTROL: controlFile, APP_ADDRESSES: JSON.stringify(['127.0.0.1:0']) } });
+    masters.push(master);
+    const early = await ask(master.port);
+    const ready = await master.waitFor('child-ready');
+    assert.equal(early.pid, ready.pid);
+    assert.ok(master.events.findIndex((event) => event.type === 'child-ready') >= 0);
+  });
+
   test('port 0 binds a free port and reports it', async () => {
     const master = await start(['127.0.0.1:0']);
     assert.ok(master.port > 0);

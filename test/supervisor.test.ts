@@ -1,3 +1,6 @@
+// Supervisor with real processes (test/fixtures/supervised-*.mjs): states, retries with backoff,
+// stops and kills, group signals, logs, iterables, independent supervisors, and what happens to
+// the children when the supervising process exits.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,6 +12,8 @@ import { retryDelayFor, normalizeProcessOptions } from '../src/supervisor-option
 import { Supervisor, type LogLine, type ProcessOptions, type ProcessState, type StateChange } from '../src/supervisor.ts';
 import { fixture, isAlive, root, scale, tempDir, until } from './helpers/master.ts';
 
+/** No test may hang: a wait the supervisor never ends fails here instead. */
+const limits = { timeout: 20_000 * scale };
 const node = process.execPath;
 const lines = fixture('supervised-lines.mjs');
 const flaky = fixture('supervised-flaky.mjs');
@@ -80,9 +85,12 @@ function label(event: Recorder['events'][number]): string {
 }
 
 const supervisors: Supervisor[] = [];
+/** Grandchildren a test learnt about: killed after it, should the test fail before they die. */
+const grandchildren: number[] = [];
 afterEach(async () => {
   await Promise.all(supervisors.map((supervisor) => supervisor.stopAll({ kill: true })));
   supervisors.length = 0;
+  for (const pid of grandchildren.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 });
 
 function create(): { supervisor: Supervisor; recorder: Recorder } {
@@ -102,7 +110,7 @@ async function rejectsWith(promise: Promise<unknown> | (() => unknown), code: Er
 }
 
 describe('a process that exits on its own', () => {
-  test('exit 0 is finished; its output arrives as lines in order, before the final state', async () => {
+  test('exit 0 is finished; its output arrives as lines in order, before the final state', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('lines', node, [lines]);
     const status = await supervisor.supervise('lines');
@@ -132,7 +140,7 @@ describe('a process that exits on its own', () => {
     assert.equal(recorder.events.findLastIndex((event) => event.type === 'log') < finishedAt, true);
   });
 
-  test('a finished process can be supervised again, and removed', async () => {
+  test('a finished process can be supervised again, and removed', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('lines', node, [lines]);
     const first = await supervisor.supervise('lines');
@@ -145,7 +153,7 @@ describe('a process that exits on its own', () => {
     assert.deepEqual(supervisor.ids(), []);
   });
 
-  test('a process that leaves a grandchild behind: the rest of its group is killed when it exits', async () => {
+  test('a process that leaves a grandchild behind: the rest of its group is killed when it exits', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('parent', node, [parent, 'exit']);
     const status = await supervisor.supervise('parent');
@@ -153,12 +161,13 @@ describe('a process that exits on its own', () => {
     const ready = /^grandchild (\d+) ready$/.exec(recorder.logs('parent').find((line) => line.text.startsWith('grandchild'))?.text ?? '');
     assert.ok(ready, JSON.stringify(recorder.logs('parent')));
     const grandchild = Number(ready[1]);
+    grandchildren.push(grandchild);
     await until('the grandchild to be gone', () => (isAlive(grandchild) ? undefined : true), 5_000);
   });
 });
 
 describe('retries', () => {
-  test('a failing process is started again with a growing delay until it succeeds', async () => {
+  test('a failing process is started again with a growing delay until it succeeds', limits, async () => {
     const { supervisor, recorder } = create();
     const countFile = path.join(tempDir('overseer-supervisor-'), 'count');
     supervisor.add('flaky', node, [flaky, countFile, '2'], { retries: 3, retryDelay: 20, backoff: 2, maxRetryDelay: 1000 });
@@ -179,14 +188,14 @@ describe('retries', () => {
     assert.deepEqual(recorder.logs('flaky', 'stdout').map((line) => line.text), ['start 1', 'start 2', 'start 3']);
   });
 
-  test('the delay grows by the backoff factor up to maxRetryDelay', () => {
+  test('the delay grows by the backoff factor up to maxRetryDelay', limits, () => {
     const options = normalizeProcessOptions('test', { retryDelay: 10, backoff: 3, maxRetryDelay: 50 });
     assert.deepEqual([1, 2, 3, 4].map((retry) => retryDelayFor(options, retry)), [10, 30, 50, 50]);
     const constant = normalizeProcessOptions('test', { retryDelay: 5, backoff: 1 });
     assert.deepEqual([1, 9].map((retry) => retryDelayFor(constant, retry)), [5, 5]);
   });
 
-  test('out of retries, the process is fatal with the exit code and its last stderr line', async () => {
+  test('out of retries, the process is fatal with the exit code and its last stderr line', limits, async () => {
     const { supervisor, recorder } = create();
     const countFile = path.join(tempDir('overseer-supervisor-'), 'count');
     supervisor.add('flaky', node, [flaky, countFile, '5'], { retries: 2, retryDelay: 1 });
@@ -201,7 +210,7 @@ describe('retries', () => {
     assert.equal(recorder.stateNames('flaky').filter((state) => state === 'backoff').length, 2);
   });
 
-  test('a command that cannot start is fatal at once, retries or not', async () => {
+  test('a command that cannot start is fatal at once, retries or not', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('missing', 'overseer-no-such-command', [], { retries: 3, retryDelay: 1 });
     supervisor.add('bad-cwd', node, ['-e', ''], { cwd: '/nonexistent/overseer-dir' });
@@ -219,7 +228,7 @@ describe('retries', () => {
 });
 
 describe('stopping', () => {
-  test('stop() sends SIGTERM to a running process: interrupted, with its status', async () => {
+  test('stop() sends SIGTERM to a running process: interrupted, with its status', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('stay', node, [lines, 'stay'], { retries: 3 });
     const done = supervisor.supervise('stay');
@@ -241,7 +250,7 @@ describe('stopping', () => {
     assert.equal(isAlive(pidLine.pid), false);
   });
 
-  test('a process that ignores the stop signal gets SIGKILL after stopTimeout', async () => {
+  test('a process that ignores the stop signal gets SIGKILL after stopTimeout', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('stubborn', node, [stubborn], { stopTimeout: 300 });
     void supervisor.supervise('stubborn');
@@ -254,7 +263,7 @@ describe('stopping', () => {
     assert.ok(recorder.logs('stubborn').some((line) => line.text === 'ignoring SIGTERM'));
   });
 
-  test('stopAll({ kill: true }) kills at once; stopAll() stops gracefully and leaves idle ones idle', async () => {
+  test('stopAll({ kill: true }) kills at once; stopAll() stops gracefully and leaves idle ones idle', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('a', node, [stubborn], { stopTimeout: 30_000 });
     supervisor.add('b', node, [stubborn], { stopTimeout: 30_000 });
@@ -274,7 +283,7 @@ describe('stopping', () => {
     assert.deepEqual(stopped.map((status) => [status.id, status.state, status.signal]), [['x', 'interrupted', 'SIGTERM'], ['y', 'interrupted', 'SIGTERM'], ['idle', 'idle', null]]);
   });
 
-  test('stop() during the wait before a retry: interrupted without another start', async () => {
+  test('stop() during the wait before a retry: interrupted without another start', limits, async () => {
     const { supervisor, recorder } = create();
     const countFile = path.join(tempDir('overseer-supervisor-'), 'count');
     supervisor.add('flaky', node, [flaky, countFile, '5'], { retries: 5, retryDelay: 60_000 });
@@ -292,12 +301,13 @@ describe('stopping', () => {
 });
 
 describe('signals', () => {
-  test('signal() reaches the whole process group, grandchildren included, and stop() ends them all', async () => {
+  test('signal() reaches the whole process group, grandchildren included, and stop() ends them all', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('parent', node, [parent]);
     void supervisor.supervise('parent');
     const ready = await recorder.log('parent', /^grandchild \d+ ready$/);
     const grandchild = Number(ready.text.split(' ')[1]);
+    grandchildren.push(grandchild);
     supervisor.signal('parent', 'SIGUSR2');
     await Promise.all([recorder.log('parent', /^parent got SIGUSR2$/), recorder.log('parent', /^grandchild got SIGUSR2$/)]);
     assert.equal(supervisor.status('parent').state, 'running');
@@ -307,7 +317,7 @@ describe('signals', () => {
     await until('the grandchild to be gone', () => (isAlive(grandchild) ? undefined : true), 5_000);
   });
 
-  test('an exit by the signal we sent is interrupted; one by a signal from elsewhere is a failure', async () => {
+  test('an exit by the signal we sent is interrupted; one by a signal from elsewhere is a failure', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('ours', node, [lines, 'stay'], { retries: 3, retryDelay: 1 });
     supervisor.add('theirs', node, [lines, 'stay'], { retries: 1, retryDelay: 1 });
@@ -330,7 +340,7 @@ describe('signals', () => {
 });
 
 describe('events as async iterables', () => {
-  test('states() and logs() yield one process\'s events; aborting the signal ends the loop quietly', async () => {
+  test('states() and logs() yield one process\'s events; aborting the signal ends the loop quietly', limits, async () => {
     const { supervisor } = create();
     supervisor.add('stay', node, [lines, 'stay']).add('other', node, [lines]);
     const listeners = [supervisor.listenerCount('state'), supervisor.listenerCount('log')];
@@ -359,11 +369,13 @@ describe('events as async iterables', () => {
 
     const aborted = supervisor.logs({ signal: AbortSignal.abort() });
     assert.deepEqual(await aborted.next(), { done: true, value: undefined });
+    await supervisor.states().return?.();
+    assert.deepEqual([supervisor.listenerCount('state'), supervisor.listenerCount('log')], listeners);
   });
 });
 
 describe('several supervisors', () => {
-  test('two supervisors in one process keep their processes and events apart', async () => {
+  test('two supervisors in one process keep their processes and events apart', limits, async () => {
     const one = create();
     const two = create();
     one.supervisor.add('app', node, [lines, 'stay']);
@@ -393,28 +405,43 @@ describe('host exit', () => {
     for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   });
 
-  test('when the supervisor\'s process exits, its children and their groups are killed', async () => {
-    const child = spawn(node, ['--import', 'tsx', host], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  async function startHost(mode: 'handler' | 'default') {
+    const child = spawn(node, ['--import', 'tsx', host, mode], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     hosts.push(child);
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exited = once(child, 'exit');
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     const first = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
     const line = await Promise.race([first, exited.then(() => assert.fail(`host exited early: ${stderr}`))]);
     const supervised = JSON.parse(String(line.value)) as { child: number; grandchild: number };
     pids.push(supervised.child, supervised.grandchild);
     assert.equal(isAlive(supervised.child), true);
     assert.equal(isAlive(supervised.grandchild), true);
+    return { child, exited, supervised };
+  }
 
-    child.kill('SIGTERM');
-    assert.deepEqual(await exited, [0, null]);
+  async function assertGone(supervised: { child: number; grandchild: number }) {
     await until('the supervised process to be gone', () => (isAlive(supervised.child) ? undefined : true), 5_000);
     await until('its grandchild to be gone', () => (isAlive(supervised.grandchild) ? undefined : true), 5_000);
+  }
+
+  test('when the supervisor\'s process exits, its children and their groups are killed', limits, async () => {
+    const { child, exited, supervised } = await startHost('handler');
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, [0, null]);
+    await assertGone(supervised);
+  });
+
+  test('when it dies of a signal it does not handle, they are killed and it still dies of that signal', limits, async () => {
+    const { child, exited, supervised } = await startHost('default');
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, [null, 'SIGTERM']);
+    await assertGone(supervised);
   });
 });
 
 describe('misuse', () => {
-  test('unknown ids, duplicate ids, busy processes and bad signals are coded errors', async () => {
+  test('unknown ids, duplicate ids, busy processes and bad signals are coded errors', limits, async () => {
     const { supervisor, recorder } = create();
     supervisor.add('stay', node, [lines, 'stay']);
     await rejectsWith(() => supervisor.add('stay', node), 'ERR_OVERSEER_PROCESS_EXISTS', /"stay" was already added/);
@@ -447,7 +474,7 @@ describe('misuse', () => {
     ['options that are not an object', 'fast', /options must be an object/],
   ];
   for (const [what, options, message] of invalid) {
-    test(`add() rejects ${what}`, () => {
+    test(`add() rejects ${what}`, limits, () => {
       const supervisor = new Supervisor();
       assert.throws(
         () => supervisor.add('x', node, [], options as ProcessOptions),
@@ -457,7 +484,7 @@ describe('misuse', () => {
     });
   }
 
-  test('add() rejects a bad command or args', () => {
+  test('add() rejects a bad command or args', limits, () => {
     const supervisor = new Supervisor();
     assert.throws(() => supervisor.add('x', ''), /supervisor\.add\("x"\) command must be a non-empty string/);
     assert.throws(() => supervisor.add('x', node, 'a b' as unknown as string[]), /args must be an array of strings/);
