@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describeError, OverseerError } from '../src/errors.js';
 import type { FetchContext, Fetcher, FetchResult } from '../src/fetcher.js';
-import { assertOptions, required, rules, type OptionSpec } from './options.js';
+import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
 
 export interface FileFetcherOptions {
   /** The release file; relative paths resolve against the working directory at construction. A name ending in `.gz` marks a gzip release. */

@@ -12,7 +12,7 @@ import valid from 'semver/functions/valid.js';
 import { OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/memory.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/fetcher.js';
-import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from './options.js';
+import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
 
 /** An asset name, a RegExp tested on names, or a predicate on names. */
 export type AssetMatcher = string | RegExp | ((name: string) => boolean);

@@ -10,7 +10,7 @@ import type { Dispatcher } from 'undici';
 import { describeError, OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/memory.js';
 import type { FetchContext, Fetcher, FetchResult, Release } from '../src/fetcher.js';
-import { assertOptions, required, rules, type OptionSpec } from './options.js';
+import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
 
 export interface HttpFetcherOptions {
   /** The release file (http: or https:). A path ending in `.gz` marks a gzip release. */

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import { OverseerError } from '../src/errors.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/fetcher.js';
-import { assertOptions, required, rule, rules, type OptionSpec } from './options.js';
+import { assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
 
 export interface S3Credentials {
   readonly accessKeyId: string;

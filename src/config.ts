@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import semverValid from 'semver/functions/valid.js';
 import { OverseerError } from './errors.js';
+import { describeValue, invalidOption } from './options.js';
 import { parsePublicKey, type MinisignPublicKey } from './minisign.js';
 import type { Fetcher } from './fetcher.js';
 import type { OverseerEvent } from './events.js';
@@ -123,22 +124,8 @@ const KNOWN_KEYS = new Set([
   'noWarn', 'version', 'verify', 'onEvent', 'bundlePath', 'maxBundleSize', 'checkTimeout',
 ]);
 
-/** How a value reads in an error message: short, typed, never a wall of text. */
-export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
-  if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
-
 function invalid(option: string, expected: string, given: unknown): OverseerError {
-  return new OverseerError(
-    'ERR_OVERSEER_INVALID_CONFIG',
-    `config.${option} must be ${expected}; got ${show(given)}`,
-    { subject: option },
-  );
+  return invalidOption(`config.${option}`, expected, given);
 }
 
 function duration(config: Record<string, unknown>, key: string, fallback: number, prefix = ''): number {
@@ -171,7 +158,7 @@ function optionalFunction<T>(config: Record<string, unknown>, key: string): T | 
  */
 export function parseAddress(text: string, option = 'address'): ParsedAddress {
   const fail = (why: string) =>
-    new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `config.${option} ${show(text)} ${why}`, { subject: text });
+    new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `config.${option} ${describeValue(text)} ${why}`, { subject: text });
   if (text.startsWith('unix:')) {
     const socketPath = text.slice('unix:'.length);
     if (socketPath === '') throw fail('names no socket path; write it as "unix:/run/app.sock"');
@@ -293,7 +280,7 @@ function resolveSignal(value: unknown): NodeJS.Signals {
 /** Validates a Config and fills in defaults. Throws ERR_OVERSEER_INVALID_CONFIG naming the option. */
 export function normalizeConfig(input: unknown): ResolvedConfig {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `run() needs a config object such as { program, address }; got ${show(input)}`);
+    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `run() needs a config object such as { program, address }; got ${describeValue(input)}`);
   }
   const config = input as Record<string, unknown>;
   for (const key of Object.keys(config)) {

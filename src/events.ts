@@ -23,7 +23,7 @@ export type OverseerEvent =
   | { type: 'upgrade-skipped'; at: number; source: string; why: 'same-sha256' | 'rejected-before' | 'known-id' }
   | { type: 'upgrade-rejected'; at: number; source: string; sha256: string | undefined; error: string; code: string }
   | { type: 'upgrade-applied'; at: number; source: string; sha256: string; version: string | undefined; timings: UpgradeTimings; restart: boolean }
-  | { type: 'upgrade-rolled-back'; at: number; source: string; sha256: string; error: string };
+  | { type: 'upgrade-rolled-back'; at: number; source: string; sha256: string; error: string; code: 'ERR_OVERSEER_ROLLED_BACK' };
 
 export interface HandoffTimings {
   /** Decision to fork → the new child's 'ready'. */

@@ -35,8 +35,11 @@ interface ChildRecord {
 
 export type HandoffResult = { ok: true; pid: number } | { ok: false; error: OverseerError };
 
+/** What the master reads of the config: everything but the program, which runs in children. */
+export type MasterConfig = Omit<ResolvedConfig, 'program'>;
+
 export interface MasterOptions {
-  readonly config: ResolvedConfig;
+  readonly config: MasterConfig;
   readonly launcher: Launcher;
   readonly bundlePath: string;
   readonly sha256: string;
@@ -44,7 +47,7 @@ export interface MasterOptions {
 }
 
 export class Master {
-  readonly #config: ResolvedConfig;
+  readonly #config: MasterConfig;
   readonly #launcher: Launcher;
   readonly #log: Log;
   readonly emit: ReturnType<typeof createEmitter>;
@@ -381,7 +384,7 @@ export class Master {
 export type { OverseerEvent };
 
 /** Resolves the bundle, hashes it, binds and forks the first child. */
-export async function startMaster(config: ResolvedConfig): Promise<Master> {
+export async function startMaster(config: MasterConfig, launcher?: Launcher): Promise<Master> {
   const bundlePath = config.bundlePath ?? path.resolve(process.argv[1] ?? '');
   let sha256: string;
   try {
@@ -390,7 +393,7 @@ export async function startMaster(config: ResolvedConfig): Promise<Master> {
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `cannot read the bundle ${bundlePath}: ${describeError(error)}; set config.bundlePath to the file to run`, { cause: error, subject: 'bundlePath' });
   }
   const log = createLog(config, 'master');
-  const master = new Master({ config, bundlePath, sha256, launcher: new NodeLauncher(log), log });
+  const master = new Master({ config, bundlePath, sha256, launcher: launcher ?? new NodeLauncher(log), log });
   await master.start();
   if (config.fetcher) {
     const { Upgrader } = await import('./upgrade.js');

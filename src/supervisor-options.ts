@@ -4,7 +4,7 @@
  * (ERR_OVERSEER_INVALID_CONFIG naming the process and the option otherwise).
  */
 import os from 'node:os';
-import { assertOptions, invalidOption, rule, rules, type OptionSpec } from '../fetchers/options.js';
+import { assertOptions, invalidOption, rule, rules, type OptionSpec } from './options.js';
 
 export interface ProcessOptions {
   /** Working directory of the process. @default the supervisor's process.cwd() */

@@ -7,13 +7,13 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { cleanupStaleTemps, discardStaged, restorePrevious, stageRelease, swapBundle, type StagedRelease } from './bundle.js';
-import type { ResolvedConfig } from './config.js';
+
 import { OverseerError, describeError, isOverseerError } from './errors.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
-import type { Master } from './master.js';
+import type { Master, MasterConfig } from './master.js';
 import { childExecArgv } from './launch-node.js';
 import { runEchoCheck, verifyDeclared, verifyIntegrity, verifyVersion } from './verify.js';
 
@@ -32,7 +32,7 @@ const PROGRESS_EVERY_MS = 250;
 
 export class Upgrader {
   readonly #master: Master;
-  readonly #config: ResolvedConfig;
+  readonly #config: MasterConfig;
   readonly #fetcher: Fetcher;
   #version: string | undefined;
   #installedId: string | undefined;
@@ -41,7 +41,7 @@ export class Upgrader {
   readonly #reported = new Set<string>();
   readonly loop: FetchLoop;
 
-  constructor(master: Master, config: ResolvedConfig, fetcher: Fetcher) {
+  constructor(master: Master, config: MasterConfig, fetcher: Fetcher) {
     this.#master = master;
     this.#config = config;
     this.#fetcher = fetcher;
@@ -145,7 +145,7 @@ export class Upgrader {
       this.#version = previous.version;
       this.#installedId = undefined;
       this.#remember(release, staged.sha256);
-      this.#master.emit({ type: 'upgrade-rolled-back', source, sha256: staged.sha256, error: handoff.error.message });
+      this.#master.emit({ type: 'upgrade-rolled-back', source, sha256: staged.sha256, error: handoff.error.message, code: 'ERR_OVERSEER_ROLLED_BACK' });
     } finally {
       await discardStaged(staged);
     }

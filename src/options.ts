@@ -1,9 +1,10 @@
 /**
- * Option checks shared by the fetchers. A constructor describes its options as a spec of rules
- * and calls assertOptions(), which rejects a non-object, unknown keys, missing required options
- * and wrong values with ERR_OVERSEER_INVALID_CONFIG naming `Fetcher.option`.
+ * Option checks shared by run()'s config, the fetchers and the supervisor. A constructor
+ * describes its options as a spec of rules and calls assertOptions(), which rejects a
+ * non-object, unknown keys, missing required options and wrong values with
+ * ERR_OVERSEER_INVALID_CONFIG naming `Owner.option`, what it expects and what it got.
  */
-import { OverseerError } from '../src/errors.js';
+import { OverseerError } from './errors.js';
 
 /** One option's check. `test` is never called with undefined (absent options are skipped). */
 export interface OptionRule {
