@@ -10,6 +10,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { normalizeConfig } from './config.js';
 import { describeError, isOverseerError } from './errors.js';
+import type { OverseerEvent } from './events.js';
+import { EVENT_LINE_PREFIX } from './protocol.js';
 import { exitProcess } from './exit.js';
 import { ExecLauncher, READY_FD_ENV, type Readiness } from './launch-exec.js';
 import { startMaster } from './master.js';
@@ -32,6 +34,7 @@ options:
   --respawn               start a new child when the child exits on its own
   --bundle PATH           the file whose sha256 identifies the running build (default: CMD)
   --debug                 print lifecycle events on stderr
+  --events                print each lifecycle event on stderr as one line: overseer-event {json}
   -h, --help              this text
 
 The master exits with CMD's exit code (128+N when a signal N ended it).`;
@@ -88,6 +91,7 @@ async function runCommand(argv: string[]): Promise<void> {
         respawn: { type: 'boolean' },
         bundle: { type: 'string' },
         debug: { type: 'boolean' },
+        events: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -125,6 +129,7 @@ async function runCommand(argv: string[]): Promise<void> {
       ...(restartSignal === undefined ? {} : { restartSignal }),
       ...(values.respawn ? { respawn: true } : {}),
       ...(values.debug ? { debug: true } : {}),
+      ...(values.events ? { onEvent: (event: OverseerEvent) => process.stderr.write(`${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`) } : {}),
     });
   } catch (error) {
     // Config errors name config.* options; on the command line they are flags.
@@ -136,6 +141,7 @@ async function runCommand(argv: string[]): Promise<void> {
     readiness,
     stopSignal: signal('stop-signal', values['stop-signal']),
     names: listens.map((listen, index) => listen.name ?? `listen${index}`),
+    bundlePath,
   });
   await startMaster(config, launcher);
 }

@@ -20,6 +20,8 @@ export class FetchLoop {
   /** Separate from #stop: a poll under way may be let finish. */
   readonly #abortPolls = new AbortController();
   #current: Promise<void> | undefined;
+  /** Aborted to end the current wait early (pollNow). */
+  #wake: AbortController | undefined;
   #running: Promise<void> | undefined;
 
   constructor(options: FetchLoopOptions) {
@@ -40,6 +42,11 @@ export class FetchLoop {
     await this.#current?.catch(() => {});
     this.#abortPolls.abort();
     await this.#options.fetcher.close?.();
+  }
+
+  /** Polls as soon as minInterval allows, instead of waiting out the interval. */
+  pollNow(): void {
+    this.#wake?.abort();
   }
 
   async #loop(): Promise<void> {
@@ -72,15 +79,20 @@ export class FetchLoop {
     const waiting = new AbortController();
     const stop = () => waiting.abort();
     this.#stop.signal.addEventListener('abort', stop, { once: true });
+    const wake = new AbortController();
+    this.#wake = wake;
     try {
       const timer = sleep(delay, undefined, { signal: waiting.signal });
+      const woken = new Promise<void>((resolve) => wake.signal.addEventListener('abort', () => resolve(), { once: true }))
+        .then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }));
       const hint = fetcher.changed
         ? fetcher.changed(waiting.signal).then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }))
         : new Promise<never>(() => {});
-      await Promise.race([timer, hint]);
+      await Promise.race([timer, hint, woken]);
     } catch {
       // Aborted: stopping, or the other branch won.
     } finally {
+      this.#wake = undefined;
       this.#stop.signal.removeEventListener('abort', stop);
       waiting.abort();
     }

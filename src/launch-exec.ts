@@ -4,9 +4,12 @@
  * from a pipe (OVERSEER_READY_FD: write "READY=1\n", as sd_notify would) or after a delay.
  */
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
+import { PROTOCOL, type CheckAnswer } from './protocol.js';
+import { runEchoCheck } from './verify.js';
 
 export type Readiness =
   /** The child writes READY=1 to the pipe named by OVERSEER_READY_FD. */
@@ -24,6 +27,13 @@ export interface ExecOptions {
   readonly stopSignal?: NodeJS.Signals | undefined;
   /** LISTEN_FDNAMES entries, one per listener. @default 'listener0', 'listener1', … */
   readonly names?: readonly string[] | undefined;
+  /**
+   * The file upgrades replace: the command itself, or one of its arguments (a script). The
+   * echo-token check runs the command line with this file swapped for the staged release.
+   */
+  readonly bundlePath: string;
+  /** Run the echo-token check on releases (the program must answer it). @default true */
+  readonly check?: boolean | undefined;
 }
 
 export const READY_FD_ENV = 'OVERSEER_READY_FD';
@@ -42,6 +52,14 @@ export class ExecLauncher implements Launcher {
   /** The command changes when a release is swapped in: the next child runs the new one. */
   get options(): ExecOptions {
     return this.#options;
+  }
+
+  async check(file: string, timeout: number): Promise<CheckAnswer> {
+    const { command, args, bundlePath } = this.#options;
+    // A program that cannot answer the check relies on the checksum, the signature and rollback.
+    if (this.#options.check === false) return { token: '', protocol: PROTOCOL, version: null };
+    const swap = (item: string) => (path.resolve(this.#options.cwd ?? '.', item) === bundlePath ? file : item);
+    return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap) });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {

@@ -5,7 +5,8 @@
 import { fork } from 'node:child_process';
 import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
 import type { Log } from './events.js';
-import { ROLE_CHILD, ROLE_ENV, isProtocolMessage, masterMessage, type ChildMessage, type MasterMessage } from './protocol.js';
+import { ROLE_CHILD, ROLE_ENV, isProtocolMessage, masterMessage, type CheckAnswer, type ChildMessage, type MasterMessage } from './protocol.js';
+import { runEchoCheck } from './verify.js';
 
 /** Flags the child must not inherit: a second inspector on the same port would fail to start. */
 export function childExecArgv(): string[] {
@@ -17,6 +18,10 @@ export class NodeLauncher implements Launcher {
 
   constructor(log: Log) {
     this.#log = log;
+  }
+
+  check(file: string, timeout: number): Promise<CheckAnswer> {
+    return runEchoCheck({ file, timeout, command: process.execPath, args: [...childExecArgv(), file, ...process.argv.slice(2)] });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {

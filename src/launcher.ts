@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { BoundListener } from './listeners.js';
+import type { CheckAnswer } from './protocol.js';
 
 export interface LaunchContext {
   readonly generation: number;
@@ -30,4 +31,6 @@ export interface LaunchedChild {
 
 export interface Launcher {
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild;
+  /** The echo-token check of a staged release, run the way this launcher would run it. */
+  check(file: string, timeout: number): Promise<CheckAnswer>;
 }

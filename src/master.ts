@@ -44,6 +44,21 @@ export interface MasterOptions {
   readonly bundlePath: string;
   readonly sha256: string;
   readonly log: Log;
+  /** More signals that start a handoff besides config.restartSignal (the CLI adds SIGHUP). */
+  readonly extraRestartSignals?: readonly NodeJS.Signals[];
+}
+
+/** A snapshot of the master for `overseer ctl status`. */
+export interface MasterStatus {
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly bundlePath: string;
+  readonly sha256: string;
+  readonly addresses: readonly string[];
+  readonly stopping: boolean;
+  readonly children: ReadonlyArray<{ pid: number; generation: number; phase: ChildPhase; forkedAt: number; serving: boolean }>;
+  readonly lastHandoff: Extract<OverseerEvent, { type: 'handoff-completed' | 'handoff-failed' }> | undefined;
+  readonly lastUpgrade: Extract<OverseerEvent, { type: 'upgrade-applied' | 'upgrade-rejected' | 'upgrade-rolled-back' }> | undefined;
 }
 
 export class Master {
@@ -64,6 +79,12 @@ export class Master {
   readonly #crashes: number[] = [];
   #respawnTimer: NodeJS.Timeout | undefined;
   readonly #cleanups: Array<() => void> = [];
+  readonly #restartSignals: readonly NodeJS.Signals[];
+  readonly #startedAt = Date.now();
+  #lastHandoff: MasterStatus['lastHandoff'];
+  #lastUpgrade: MasterStatus['lastUpgrade'];
+  /** Polls the fetcher now, when there is one (set by startMaster). */
+  pollNow: (() => void) | undefined;
   /** Called when the master stops, before it exits (the fetch loop hooks in here). */
   readonly onStop: Array<() => void | Promise<void>> = [];
 
@@ -73,7 +94,15 @@ export class Master {
     this.#bundlePath = options.bundlePath;
     this.#sha256 = options.sha256;
     this.#log = options.log;
-    this.emit = createEmitter(options.config.onEvent, this.#log);
+    this.#restartSignals = [options.config.restartSignal, ...(options.extraRestartSignals ?? [])];
+    const emit = createEmitter(options.config.onEvent, this.#log);
+    this.emit = (body) => {
+      if (body.type === 'handoff-completed' || body.type === 'handoff-failed') this.#lastHandoff = { ...body, at: Date.now() } as MasterStatus['lastHandoff'];
+      if (body.type === 'upgrade-applied' || body.type === 'upgrade-rejected' || body.type === 'upgrade-rolled-back') {
+        this.#lastUpgrade = { ...body, at: Date.now() } as MasterStatus['lastUpgrade'];
+      }
+      emit(body);
+    };
   }
 
   get log(): Log {
@@ -106,11 +135,11 @@ export class Master {
       throw error;
     }
     this.#cleanups.push(onSignals(SHUTDOWN_SIGNALS, (signal) => this.shutdown(signal)));
-    this.#cleanups.push(onSignals([this.#config.restartSignal], () => {
-      if (this.#config.noRestart) this.shutdown(this.#config.restartSignal);
+    this.#cleanups.push(onSignals(this.#restartSignals, (signal) => {
+      if (this.#config.noRestart) this.shutdown(signal);
       else void this.handoff('signal');
     }));
-    this.#cleanups.push(onSignals(forwardedSignals(this.#config.restartSignal), (signal) => this.#forward(signal)));
+    this.#cleanups.push(onSignals(forwardedSignals(this.#restartSignals), (signal) => this.forward(signal)));
     this.emit({
       type: 'master-started',
       pid: process.pid,
@@ -329,7 +358,29 @@ export class Master {
     return signal ? codeForSignal(signal) : 0;
   }
 
-  #forward(signal: NodeJS.Signals): void {
+  status(): MasterStatus {
+    return {
+      pid: process.pid,
+      startedAt: this.#startedAt,
+      bundlePath: this.#bundlePath,
+      sha256: this.#sha256,
+      addresses: this.#listeners.map((listener) => listener.info.address),
+      stopping: this.stopping,
+      children: [...this.#children].map((record) => ({
+        pid: record.pid, generation: record.generation, phase: record.phase, forkedAt: record.forkedAt, serving: record === this.#current,
+      })),
+      lastHandoff: this.#lastHandoff,
+      lastUpgrade: this.#lastUpgrade,
+    };
+  }
+
+  /** The echo-token check of a staged release, run as this master's children are. */
+  check(file: string, timeout: number): ReturnType<Launcher['check']> {
+    return this.#launcher.check(file, timeout);
+  }
+
+  /** Sends a signal to the serving child as it is (a log-reopen signal, say). */
+  forward(signal: NodeJS.Signals): void {
     const target = this.#current;
     if (target && target.phase !== 'exited') {
       this.#log.debug(`forwarding ${signal} to child ${target.pid}`);
@@ -384,7 +435,7 @@ export class Master {
 export type { OverseerEvent };
 
 /** Resolves the bundle, hashes it, binds and forks the first child. */
-export async function startMaster(config: MasterConfig, launcher?: Launcher): Promise<Master> {
+export async function startMaster(config: MasterConfig, launcher?: Launcher, extraRestartSignals?: readonly NodeJS.Signals[]): Promise<Master> {
   const bundlePath = config.bundlePath ?? path.resolve(process.argv[1] ?? '');
   let sha256: string;
   try {
@@ -393,13 +444,14 @@ export async function startMaster(config: MasterConfig, launcher?: Launcher): Pr
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `cannot read the bundle ${bundlePath}: ${describeError(error)}; set config.bundlePath to the file to run`, { cause: error, subject: 'bundlePath' });
   }
   const log = createLog(config, 'master');
-  const master = new Master({ config, bundlePath, sha256, launcher: launcher ?? new NodeLauncher(log), log });
+  const master = new Master({ config, bundlePath, sha256, launcher: launcher ?? new NodeLauncher(log), log, ...(extraRestartSignals ? { extraRestartSignals } : {}) });
   await master.start();
   if (config.fetcher) {
     const { Upgrader } = await import('./upgrade.js');
     const upgrader = new Upgrader(master, config, config.fetcher);
     // A CLI under noRestart lets an upgrade under way land before the master exits.
     master.onStop.push(() => upgrader.loop.stop(config.noRestart));
+    master.pollNow = () => upgrader.loop.pollNow();
     await upgrader.start();
   }
   return master;

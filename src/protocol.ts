@@ -15,6 +15,9 @@ export const ROLE_CHECK_PREFIX = 'check:';
 /** Line a staged bundle prints under the echo-token check; the verifier searches for it in the output. */
 export const CHECK_LINE_PREFIX = 'overseer-check ';
 
+/** Under `overseer run --events`, each lifecycle event is one stderr line with this prefix. */
+export const EVENT_LINE_PREFIX = 'overseer-event ';
+
 export interface CheckAnswer {
   readonly token: string;
   readonly protocol: number;

@@ -8,9 +8,9 @@ export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const satisfies readonl
 
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-/** The signals forwarded to the child unchanged, given the configured restart signal. */
-export function forwardedSignals(restartSignal: NodeJS.Signals): NodeJS.Signals[] {
-  return FORWARDED.filter((signal) => signal !== restartSignal);
+/** The signals forwarded to the child unchanged, given the signals that restart. */
+export function forwardedSignals(restartSignals: readonly NodeJS.Signals[]): NodeJS.Signals[] {
+  return FORWARDED.filter((signal) => !restartSignals.includes(signal));
 }
 
 /** Installs `handler` for each signal; returns a function that removes them again. */

@@ -14,8 +14,7 @@ import { FetchLoop } from './fetch-loop.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
 import type { Master, MasterConfig } from './master.js';
-import { childExecArgv } from './launch-node.js';
-import { runEchoCheck, verifyDeclared, verifyIntegrity, verifyVersion } from './verify.js';
+import { verifyDeclared, verifyIntegrity, verifyVersion } from './verify.js';
 
 /** Errors that say the release itself is bad: it is remembered and not downloaded again. */
 const RELEASE_FAULTS = new Set([
@@ -112,7 +111,7 @@ export class Upgrader {
       let version: string | null;
       try {
         verifyIntegrity(staged, release, this.#config.verify);
-        const answer = await runEchoCheck({ file: staged.tempPath, timeout: this.#config.checkTimeout, execArgv: childExecArgv() });
+        const answer = await this.#master.check(staged.tempPath, this.#config.checkTimeout);
         version = answer.version;
         verifyVersion(version, this.#version, this.#config.verify.allowDowngrade, source);
         await this.#preUpgrade(staged.tempPath);

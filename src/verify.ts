@@ -18,21 +18,25 @@ import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV, type CheckAns
 const OUTPUT_LIMIT = 64 * 1024;
 
 export interface CheckOptions {
+  /** The staged file, for messages. */
   readonly file: string;
+  /** How to run it: the same node and flags for a bundle, the command line for an executable. */
+  readonly command: string;
+  readonly args: readonly string[];
   readonly timeout: number;
-  readonly execArgv: readonly string[];
 }
 
 /**
- * Runs the staged file with the same node and flags and a fresh token; run() in it must print
- * the token back (with its version and protocol) and exit 0 within the timeout. Output around
- * the answer line is tolerated: banners and warnings are common.
+ * Runs the staged release with a fresh token in OVERSEER_ROLE (and in OVERSEER_BIN_CHECK, the
+ * variable Go's overseer uses, so its binaries pass too); run() in it must print the token back
+ * (with its version and protocol) and exit 0 within the timeout. Output around the answer line
+ * is tolerated: banners and warnings are common.
  */
 export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
   const token = randomBytes(16).toString('hex');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...options.execArgv, options.file, ...process.argv.slice(2)], {
-      env: { ...process.env, [ROLE_ENV]: `${ROLE_CHECK_PREFIX}${token}` },
+    const child = spawn(options.command, options.args, {
+      env: { ...process.env, [ROLE_ENV]: `${ROLE_CHECK_PREFIX}${token}`, OVERSEER_BIN_CHECK: token },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -69,6 +73,8 @@ export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
 
 function findAnswer(output: string, token: string): CheckAnswer | undefined {
   for (const line of output.split('\n')) {
+    // Go's overseer prints the bare token; it knows nothing of versions.
+    if (line.trim() === token) return { token, protocol: PROTOCOL, version: null };
     const at = line.indexOf(CHECK_LINE_PREFIX);
     if (at === -1) continue;
     try {
