@@ -58,8 +58,15 @@ export class ExecLauncher implements Launcher {
     const { command, args, bundlePath } = this.#options;
     // A program that cannot answer the check relies on the checksum, the signature and rollback.
     if (this.#options.check === false) return { token: '', protocol: PROTOCOL, version: null };
-    const swap = (item: string) => (path.resolve(this.#options.cwd ?? '.', item) === bundlePath ? file : item);
-    return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap) });
+    // The command line as it would run the release: paths into the bundle (a file, or a
+    // folder and what is inside it) lead into the staged release instead.
+    const swap = (item: string) => {
+      const full = path.resolve(this.#options.cwd ?? '.', item);
+      if (full === bundlePath) return file;
+      return full.startsWith(`${bundlePath}${path.sep}`) ? path.join(file, path.relative(bundlePath, full)) : item;
+    };
+    const cwd = this.#options.cwd === undefined ? undefined : swap(path.resolve(this.#options.cwd));
+    return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap), cwd });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {

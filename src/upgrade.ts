@@ -11,6 +11,7 @@ import { cleanupStaleTemps, discardStaged, restorePrevious, stageRelease, swapBu
 import { OverseerError, describeError, isOverseerError } from './errors.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
+import { discardFolder, installFolder, isFolderBundle, restorePreviousFolder, swapFolder } from './folder.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
 import type { Master, MasterConfig } from './master.js';
@@ -29,6 +30,16 @@ const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
 /** Progress events at most this often, so a fast download does not flood onEvent. */
 const PROGRESS_EVERY_MS = 250;
 
+/** A verified-to-be release on disk, ready to go live or be thrown away. */
+interface Candidate {
+  /** What the echo-token check and preUpgrade see: the staged file or the extracted folder. */
+  readonly path: string;
+  readonly sha256: string;
+  swap(): Promise<void>;
+  restore(): Promise<void>;
+  discard(): Promise<void>;
+}
+
 export class Upgrader {
   readonly #master: Master;
   readonly #config: MasterConfig;
@@ -38,6 +49,7 @@ export class Upgrader {
   readonly #rejectedIds = new Set<string>();
   readonly #rejectedShas = new Set<string>();
   readonly #reported = new Set<string>();
+  #folder = false;
   readonly loop: FetchLoop;
 
   constructor(master: Master, config: MasterConfig, fetcher: Fetcher) {
@@ -58,6 +70,7 @@ export class Upgrader {
 
   /** Removes temp files a killed master left, then starts polling. */
   async start(): Promise<void> {
+    this.#folder = await isFolderBundle(this.#master.bundlePath);
     const removed = await cleanupStaleTemps(this.#master.bundlePath).catch(() => []);
     for (const file of removed) this.#master.log.debug(`removed stale temp file ${file}`);
     const target = await fs.promises.realpath(this.#master.bundlePath).catch(() => this.#master.bundlePath);
@@ -95,14 +108,23 @@ export class Upgrader {
     const downloadStart = Date.now();
     const staged = await this.#download(release, signal);
     if (!staged) return;
+    let candidate: Candidate | undefined;
     try {
-      if (staged.sha256 === this.#master.sha256) {
-        this.#installedId = release.id;
-        await discardStaged(staged);
-        this.#skipOnce(release, 'same-sha256', staged.sha256);
+      try {
+        candidate = await this.#prepare(staged);
+      } catch (error) {
+        this.#remember(release, staged.sha256);
+        this.#reject(release, staged.sha256, error);
         return;
       }
-      if (this.#rejectedShas.has(staged.sha256)) {
+      const { sha256 } = candidate;
+      if (sha256 === this.#master.sha256) {
+        this.#installedId = release.id;
+        await candidate.discard();
+        this.#skipOnce(release, 'same-sha256', sha256);
+        return;
+      }
+      if (this.#rejectedShas.has(sha256)) {
         this.#remember(release, undefined);
         this.#master.emit({ type: 'upgrade-skipped', source, why: 'rejected-before' });
         return;
@@ -111,43 +133,77 @@ export class Upgrader {
       let version: string | null;
       try {
         verifyIntegrity(staged, release, this.#config.verify);
-        const answer = await this.#master.check(staged.tempPath, this.#config.checkTimeout);
+        const answer = await this.#master.check(candidate.path, this.#config.checkTimeout);
         version = answer.version;
         verifyVersion(version, this.#version, this.#config.verify.allowDowngrade, source);
-        await this.#preUpgrade(staged.tempPath);
+        await this.#preUpgrade(candidate.path);
       } catch (error) {
-        if (!isOverseerError(error) || error.code !== 'ERR_OVERSEER_UPGRADE_CANCELLED') this.#remember(release, staged.sha256);
-        await discardStaged(staged);
-        this.#reject(release, staged.sha256, error);
+        if (!isOverseerError(error) || error.code !== 'ERR_OVERSEER_UPGRADE_CANCELLED') this.#remember(release, sha256);
+        await candidate.discard();
+        this.#reject(release, sha256, error);
         return;
       }
       const swapStart = Date.now();
-      const swap = await swapBundle(staged);
+      await candidate.swap();
       const previous = { sha256: this.#master.sha256, version: this.#version };
-      this.#master.setBundle(staged.sha256);
+      this.#master.setBundle(sha256);
       this.#version = version ?? undefined;
       this.#installedId = release.id;
       const timings = { pollMs: downloadStart - polled, downloadMs: verifyStart - downloadStart, verifyMs: swapStart - verifyStart, swapMs: Date.now() - swapStart };
       const restart = !this.#config.noRestart && !this.#config.noRestartAfterFetch;
       if (!restart) {
-        this.#master.emit({ type: 'upgrade-applied', source, sha256: staged.sha256, version: this.#version, timings, restart });
+        this.#master.emit({ type: 'upgrade-applied', source, sha256, version: this.#version, timings, restart });
         return;
       }
       const handoff = await this.#master.handoff('upgrade');
       if (handoff.ok) {
-        this.#master.emit({ type: 'upgrade-applied', source, sha256: staged.sha256, version: this.#version, timings, restart });
+        this.#master.emit({ type: 'upgrade-applied', source, sha256, version: this.#version, timings, restart });
         return;
       }
       if (this.#master.stopping) return;
-      await restorePrevious(swap.targetPath);
+      await candidate.restore();
       this.#master.setBundle(previous.sha256);
       this.#version = previous.version;
       this.#installedId = undefined;
-      this.#remember(release, staged.sha256);
-      this.#master.emit({ type: 'upgrade-rolled-back', source, sha256: staged.sha256, error: handoff.error.message, code: 'ERR_OVERSEER_ROLLED_BACK' });
+      this.#remember(release, sha256);
+      this.#master.emit({ type: 'upgrade-rolled-back', source, sha256, error: handoff.error.message, code: 'ERR_OVERSEER_ROLLED_BACK' });
     } finally {
       await discardStaged(staged);
     }
+  }
+
+  /**
+   * What a staged download becomes: the file itself, or for a folder bundle the folder its
+   * archive extracts to. Extraction refuses unsafe archives (ERR_OVERSEER_CHECK_FAILED).
+   */
+  async #prepare(staged: StagedRelease): Promise<Candidate> {
+    const bundlePath = this.#master.bundlePath;
+    if (!this.#folder) {
+      let targetPath = staged.targetPath;
+      return {
+        path: staged.tempPath,
+        sha256: staged.sha256,
+        swap: async () => {
+          targetPath = (await swapBundle(staged)).targetPath;
+        },
+        restore: () => restorePrevious(targetPath),
+        discard: () => discardStaged(staged),
+      };
+    }
+    const installed = await installFolder(bundlePath, staged.tempPath);
+    let live = false;
+    return {
+      path: installed.dir,
+      sha256: installed.sha256,
+      swap: async () => {
+        await swapFolder(bundlePath, installed.dir);
+        live = true;
+      },
+      restore: () => restorePreviousFolder(bundlePath),
+      discard: async () => {
+        if (!live) await discardFolder(installed.dir);
+      },
+    };
   }
 
   /** Undefined when the release itself is at fault (too large); network trouble throws. */

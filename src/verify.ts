@@ -23,6 +23,7 @@ export interface CheckOptions {
   /** How to run it: the same node and flags for a bundle, the command line for an executable. */
   readonly command: string;
   readonly args: readonly string[];
+  readonly cwd?: string | undefined;
   readonly timeout: number;
 }
 
@@ -36,6 +37,7 @@ export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
   const token = randomBytes(16).toString('hex');
   return new Promise((resolve, reject) => {
     const child = spawn(options.command, options.args, {
+      cwd: options.cwd,
       env: { ...process.env, [ROLE_ENV]: `${ROLE_CHECK_PREFIX}${token}`, OVERSEER_BIN_CHECK: token },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
