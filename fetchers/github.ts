@@ -13,6 +13,7 @@ import { OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/memory.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/fetcher.js';
 import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
+import { abortWith } from './body.js';
 
 /** An asset name, a RegExp tested on names, or a predicate on names. */
 export type AssetMatcher = string | RegExp | ((name: string) => boolean);
@@ -329,17 +330,6 @@ export class GitHubFetcher implements Fetcher {
   }
 }
 
-/** Ends the body with the master's abort reason, whatever fetch would have said. */
-function abortWith(body: Readable, signal: AbortSignal): Readable {
-  const onAbort = () => body.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-  if (signal.aborted) {
-    onAbort();
-    return body;
-  }
-  signal.addEventListener('abort', onAbort, { once: true });
-  body.once('close', () => signal.removeEventListener('abort', onAbort));
-  return body;
-}
 
 function statusOf(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | null)?.status;

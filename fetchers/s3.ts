@@ -7,6 +7,7 @@ import type * as S3Sdk from '@aws-sdk/client-s3';
 import { OverseerError } from '../src/errors.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/fetcher.js';
 import { assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
+import { abortWith } from './body.js';
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -188,17 +189,6 @@ function toReadable(body: unknown): Readable | undefined {
   return undefined;
 }
 
-/** Ends the body with the master's abort reason (the SDK alone would only say 'aborted'). */
-function abortWith(body: Readable, signal: AbortSignal): Readable {
-  const onAbort = () => body.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-  if (signal.aborted) {
-    onAbort();
-    return body;
-  }
-  signal.addEventListener('abort', onAbort, { once: true });
-  body.once('close', () => signal.removeEventListener('abort', onAbort));
-  return body;
-}
 
 function isCredentials(value: unknown): boolean {
   if (typeof value === 'function') return true;

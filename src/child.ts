@@ -9,7 +9,7 @@ import { createLog } from './events.js';
 import { exitProcess } from './exit.js';
 import type { RawHandle } from './listeners.js';
 import { childMessage, isProtocolMessage, type ListenerInfo, type MasterMessage } from './protocol.js';
-import { listenOn, toServer, type Listenable, type Listener, type State } from './state.js';
+import { createState } from './state.js';
 
 /** Once drained, the child lets the event loop empty on its own for this long, then exits. */
 const EXIT_GRACE_MS = 1_000;
@@ -91,28 +91,15 @@ export async function runChild(config: ResolvedConfig): Promise<void> {
   // A child whose master died must not stay behind holding the port.
   process.once('disconnect', () => void drainAndExit('master-gone', Math.min(ORPHAN_DEADLINE_MS, init.terminateTimeout)));
 
-  const addresses = init.listeners.map((listener) => listener.address);
-  const listeners: readonly Listener[] = handles;
-  const state: State = Object.freeze({
+  const state = createState({
     enabled: true,
     id: init.id,
     version: config.version,
-    startedAt: new Date(),
-    listener: listeners[0],
-    listeners,
-    address: addresses[0],
-    addresses,
+    listeners: handles,
+    addresses: init.listeners.map((listener) => listener.address),
     bundlePath: init.bundlePath,
     shutdown: shutdown.signal,
-    async listen(target: Listenable, index = 0): Promise<import('node:net').Server> {
-      const handle = handles[index];
-      if (!handle) {
-        throw new RangeError(`overseer: state.listen(server, ${index}) has no listener ${index}; this child has ${handles.length} (config.addresses)`);
-      }
-      const server = toServer(target);
-      drainer.adopt(server);
-      return listenOn(server, handle);
-    },
+    adopt: (server) => drainer.adopt(server),
   });
 
   try {

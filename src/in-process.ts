@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { ParsedAddress, ResolvedConfig } from './config.js';
 import { createLog } from './events.js';
-import { listenOn, toServer, type Listenable, type State } from './state.js';
+import { createState } from './state.js';
 
 function listenOptions(address: ParsedAddress): net.ListenOptions {
   if (address.kind === 'unix') return { path: address.path };
@@ -24,23 +24,14 @@ export async function runInProcess(config: ResolvedConfig, reason: string): Prom
       process.kill(process.pid, signal);
     });
   }
-  const addresses = config.addresses.map((address) => address.text);
-  const state: State = Object.freeze({
+  const state = createState({
     enabled: false,
     id: '',
     version: config.version,
-    startedAt: new Date(),
-    listener: listeners[0],
     listeners,
-    address: addresses[0],
-    addresses,
+    addresses: config.addresses.map((address) => address.text),
     bundlePath: config.bundlePath ?? process.argv[1] ?? '',
     shutdown: shutdown.signal,
-    listen(target: Listenable, index = 0): Promise<net.Server> {
-      const options = listeners[index];
-      if (!options) throw new RangeError(`overseer: state.listen(server, ${index}) has no listener ${index}; config has ${listeners.length} addresses`);
-      return listenOn(toServer(target), options);
-    },
   });
   await config.program(state);
 }

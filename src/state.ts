@@ -59,3 +59,41 @@ export function listenOn(server: net.Server, target: object): Promise<net.Server
     });
   });
 }
+
+export interface StateFields {
+  readonly enabled: boolean;
+  readonly id: string;
+  readonly version: string | undefined;
+  readonly listeners: readonly Listener[];
+  readonly addresses: readonly string[];
+  readonly bundlePath: string;
+  readonly shutdown: AbortSignal;
+  /** Called with each server state.listen() is about to start, before it listens. */
+  readonly adopt?: (server: net.Server) => void;
+}
+
+/** The frozen State a program receives, in a child or in the in-process fallback. */
+export function createState(fields: StateFields): State {
+  const { listeners, addresses, adopt } = fields;
+  return Object.freeze({
+    enabled: fields.enabled,
+    id: fields.id,
+    version: fields.version,
+    startedAt: new Date(),
+    listener: listeners[0],
+    listeners,
+    address: addresses[0],
+    addresses,
+    bundlePath: fields.bundlePath,
+    shutdown: fields.shutdown,
+    listen(target: Listenable, index = 0): Promise<net.Server> {
+      const listener = listeners[index];
+      if (!listener) {
+        return Promise.reject(new RangeError(`overseer: state.listen(server, ${index}) has no listener ${index}; there are ${listeners.length} (config.address/addresses)`));
+      }
+      const server = toServer(target);
+      adopt?.(server);
+      return listenOn(server, listener);
+    },
+  });
+}

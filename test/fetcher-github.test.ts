@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { modulesLoadedBy } from './helpers/modules.ts';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { GitHubFetcher, type GitHubFetcherOptions } from '../fetchers/github.ts';
 import { isOverseerError } from '../src/errors.ts';
 import type { FetchContext, FetchResult, Release } from '../src/fetcher.ts';
@@ -349,38 +346,6 @@ describe('GitHubFetcher', () => {
   });
 });
 
-/** URLs and CommonJS paths a child process loads while importing `target` and running `then`. */
-async function modulesLoadedBy(target: string, then = ''): Promise<string[]> {
-  const hooks = [
-    "import { appendFileSync } from 'node:fs';",
-    'let log;',
-    'export function initialize(data) { log = data.log; }',
-    'export async function resolve(specifier, context, next) {',
-    '  const result = await next(specifier, context);',
-    "  appendFileSync(log, result.url + '\\n');",
-    '  return result;',
-    '}',
-  ].join('\n');
-  const program = [
-    "import { register, createRequire } from 'node:module';",
-    "import { appendFileSync } from 'node:fs';",
-    `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}), { data: { log: process.env.LOG } });`,
-    'const loaded = await import(process.env.TARGET);',
-    then,
-    "appendFileSync(process.env.LOG, Object.keys(createRequire(process.cwd() + '/').cache).join('\\n'));",
-  ].join('\n');
-  const directory = await mkdtemp(path.join(os.tmpdir(), 'overseer-lazy-'));
-  const log = path.join(directory, 'modules.log');
-  try {
-    await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', program], {
-      cwd: root,
-      env: { ...process.env, LOG: log, TARGET: target },
-    });
-    return (await readFile(log, 'utf8')).split('\n').filter(Boolean);
-  } finally {
-    await rm(directory, { recursive: true, force: true });
-  }
-}
 
 test('importing and constructing GitHubFetcher loads neither Octokit nor all of semver', async () => {
   const octokit = /[\\/]node_modules[\\/]@octokit[\\/]/;

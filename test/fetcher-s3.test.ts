@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { modulesLoadedBy } from './helpers/modules.ts';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Fetcher, type S3FetcherOptions } from '../fetchers/s3.ts';
@@ -224,38 +221,6 @@ describe('S3Fetcher against s3rver', () => {
   });
 });
 
-/** URLs and CommonJS paths a child process loads while importing `target` and running `then`. */
-async function modulesLoadedBy(target: string, then = ''): Promise<string[]> {
-  const hooks = [
-    "import { appendFileSync } from 'node:fs';",
-    'let log;',
-    'export function initialize(data) { log = data.log; }',
-    'export async function resolve(specifier, context, next) {',
-    '  const result = await next(specifier, context);',
-    "  appendFileSync(log, result.url + '\\n');",
-    '  return result;',
-    '}',
-  ].join('\n');
-  const program = [
-    "import { register, createRequire } from 'node:module';",
-    "import { appendFileSync } from 'node:fs';",
-    `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}), { data: { log: process.env.LOG } });`,
-    'const loaded = await import(process.env.TARGET);',
-    then,
-    "appendFileSync(process.env.LOG, Object.keys(createRequire(process.cwd() + '/').cache).join('\\n'));",
-  ].join('\n');
-  const directory = await mkdtemp(path.join(os.tmpdir(), 'overseer-lazy-'));
-  const log = path.join(directory, 'modules.log');
-  try {
-    await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', program], {
-      cwd: root,
-      env: { ...process.env, LOG: log, TARGET: target },
-    });
-    return (await readFile(log, 'utf8')).split('\n').filter(Boolean);
-  } finally {
-    await rm(directory, { recursive: true, force: true });
-  }
-}
 
 test('importing and constructing S3Fetcher does not load the AWS SDK', async () => {
   const sdk = /[\\/]node_modules[\\/](@aws-sdk|@smithy)[\\/]/;
