@@ -423,9 +423,5 @@ export async function restorePrevious(bundlePath: string, options: Omit<SwapOpti
   );
 }
 
-/** sha256 (hex) of a file, streamed. Rejects with the file system error (ENOENT, EACCES). */
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+/** Kept here too for callers that stage and hash together. */
+export { sha256File } from './hash.js';

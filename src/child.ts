@@ -24,15 +24,6 @@ interface Init {
   readonly terminateTimeout: number;
 }
 
-let current: { send(message: ReturnType<typeof childMessage>): void } | undefined;
-
-/** Sends a restart request to the master, if this process is an overseer child. */
-export function requestRestart(): boolean {
-  if (!current) return false;
-  current.send(childMessage({ type: 'restart' }));
-  return true;
-}
-
 function send(message: ReturnType<typeof childMessage>): void {
   if (process.connected) process.send?.(message);
 }
@@ -58,7 +49,6 @@ function receiveInit(): Promise<{ init: Init; handles: RawHandle[] }> {
 
 export async function runChild(config: ResolvedConfig): Promise<void> {
   const log = createLog(config, `child ${process.pid}`);
-  current = { send };
   send(childMessage({ type: 'hello', pid: process.pid }));
   const { init, handles } = await receiveInit();
   // The IPC channel must not keep a finished program alive (a CLI under noRestart, say).

@@ -4,56 +4,16 @@
  * identified by a manifest hash, and swapped in by replacing the symlink, which is atomic;
  * the previous target stays reachable as `<link>.previous` for rollback.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { OverseerError } from './errors.js';
+import { manifestSha256 } from './hash.js';
 import { withBundleLock } from './lock.js';
 import { extractTar } from './tar.js';
 
-/** True when the bundle path leads to a directory. */
-export async function isFolderBundle(bundlePath: string): Promise<boolean> {
-  try {
-    return (await fs.stat(bundlePath)).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
-/**
- * sha256 over a folder's sorted entries: path, kind, exec bit, and content hash (or link
- * target). Two folders with the same files hash the same, whatever their mtimes.
- */
-export async function manifestSha256(dir: string): Promise<string> {
-  const manifest = createHash('sha256');
-  const walk = async (relative: string): Promise<void> => {
-    const entries = (await fs.readdir(path.join(dir, relative), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const entry of entries) {
-      const item = path.posix.join(relative, entry.name);
-      const full = path.join(dir, item);
-      if (entry.isDirectory()) {
-        manifest.update(`d ${item}\n`);
-        await walk(item);
-      } else if (entry.isSymbolicLink()) {
-        manifest.update(`l ${item} ${await fs.readlink(full)}\n`);
-      } else if (entry.isFile()) {
-        const hash = createHash('sha256');
-        await pipeline(createReadStream(full), hash);
-        const executable = ((await fs.stat(full)).mode & 0o111) !== 0;
-        manifest.update(`f ${item} ${executable ? 'x' : '-'} ${hash.digest('hex')}\n`);
-      }
-    }
-  };
-  await walk('');
-  return manifest.digest('hex');
-}
 
-/** The id of a bundle: a file's sha256, or a folder's manifest hash. */
-export async function bundleSha256(bundlePath: string, hashFile: (file: string) => Promise<string>): Promise<string> {
-  return (await isFolderBundle(bundlePath)) ? manifestSha256(bundlePath) : hashFile(bundlePath);
-}
 
 export interface InstalledFolder {
   /** The extracted release, beside the running one, named by its manifest hash. */

@@ -4,15 +4,13 @@
  * echo-token check of a staged release and exit.
  */
 import fs from 'node:fs';
-import { runChild, requestRestart } from './child.js';
 import { normalizeConfig, type Config, type ResolvedConfig } from './config.js';
 import { OverseerError } from './errors.js';
 import { createLog } from './events.js';
 import { exitProcess } from './exit.js';
 import { canBindHandles } from './listeners.js';
 import { startMaster } from './master.js';
-import { runInProcess } from './in-process.js';
-import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_CHILD, ROLE_ENV } from './protocol.js';
+import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_CHILD, ROLE_ENV, childMessage } from './protocol.js';
 
 export { OverseerError, isOverseerError, CODES, type ErrorCode } from './errors.js';
 export { DEFAULTS, type Config, type RespawnOptions, type VerifyOptions } from './config.js';
@@ -22,6 +20,7 @@ export type { Fetcher, FetchContext, FetchResult, Release } from './fetcher.js';
 
 let started = false;
 let inProcess = false;
+let isChild = false;
 
 /** True where the master can run: a POSIX platform whose Node can bind sockets for children. */
 export function isSupported(): boolean {
@@ -44,7 +43,11 @@ export function run(config: Config): Promise<void> {
   // Children and checks must not pass the marker on to processes the program starts.
   delete process.env[ROLE_ENV];
   if (role?.startsWith(ROLE_CHECK_PREFIX)) answerCheck(role.slice(ROLE_CHECK_PREFIX.length), resolved);
-  if (role === ROLE_CHILD) return runChild(resolved);
+  // The child's side (drain, state, http) stays out of the master's memory.
+  if (role === ROLE_CHILD) {
+    isChild = true;
+    return import('./child.js').then(({ runChild }) => runChild(resolved));
+  }
   return runMaster(resolved);
 }
 
@@ -53,7 +56,10 @@ export function run(config: Config): Promise<void> {
  * Call it from the program. Throws ERR_OVERSEER_NOT_A_CHILD outside an overseer child.
  */
 export function restart(): void {
-  if (requestRestart()) return;
+  if (isChild && process.connected) {
+    process.send?.(childMessage({ type: 'restart' }));
+    return;
+  }
   if (inProcess) {
     createLog({ debug: false, noWarn: false }, 'in-process').warn('restart() does nothing without a master');
     return;
@@ -81,6 +87,7 @@ async function runMaster(config: ResolvedConfig): Promise<void> {
   if (reason !== undefined) {
     if (config.required) throw new OverseerError('ERR_OVERSEER_UNSUPPORTED', `the master cannot run: ${reason} (config.required is true)`);
     inProcess = true;
+    const { runInProcess } = await import('./in-process.js');
     return runInProcess(config, reason);
   }
   await startMaster(config);

@@ -9,7 +9,6 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
 import { PROTOCOL, type CheckAnswer } from './protocol.js';
-import { runEchoCheck } from './verify.js';
 
 export type Readiness =
   /** The child writes READY=1 to the pipe named by OVERSEER_READY_FD. */
@@ -66,6 +65,7 @@ export class ExecLauncher implements Launcher {
       return full.startsWith(`${bundlePath}${path.sep}`) ? path.join(file, path.relative(bundlePath, full)) : item;
     };
     const cwd = this.#options.cwd === undefined ? undefined : swap(path.resolve(this.#options.cwd));
+    const { runEchoCheck } = await import('./verify.js');
     return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap), cwd });
   }
 

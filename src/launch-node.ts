@@ -6,7 +6,6 @@ import { fork } from 'node:child_process';
 import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
 import type { Log } from './events.js';
 import { ROLE_CHILD, ROLE_ENV, isProtocolMessage, masterMessage, type CheckAnswer, type ChildMessage, type MasterMessage } from './protocol.js';
-import { runEchoCheck } from './verify.js';
 
 /** Flags the child must not inherit: a second inspector on the same port would fail to start. */
 export function childExecArgv(): string[] {
@@ -20,7 +19,9 @@ export class NodeLauncher implements Launcher {
     this.#log = log;
   }
 
-  check(file: string, timeout: number): Promise<CheckAnswer> {
+  async check(file: string, timeout: number): Promise<CheckAnswer> {
+    // Loaded with the first release: a master without a fetcher never needs it.
+    const { runEchoCheck } = await import('./verify.js');
     return runEchoCheck({ file, timeout, command: process.execPath, args: [...childExecArgv(), file, ...process.argv.slice(2)] });
   }
 

@@ -5,8 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { sha256File } from './bundle.js';
-import { bundleSha256 } from './folder.js';
+import { bundleSha256 } from './hash.js';
 import type { ResolvedConfig } from './config.js';
 import { OverseerError, describeError } from './errors.js';
 import { createEmitter, createLog, type Log, type OverseerEvent } from './events.js';
@@ -440,7 +439,7 @@ export async function startMaster(config: MasterConfig, launcher?: Launcher, ext
   const bundlePath = config.bundlePath ?? path.resolve(process.argv[1] ?? '');
   let sha256: string;
   try {
-    sha256 = await bundleSha256(bundlePath, sha256File);
+    sha256 = await bundleSha256(bundlePath);
   } catch (error) {
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `cannot read the bundle ${bundlePath}: ${describeError(error)}; set config.bundlePath to the file to run`, { cause: error, subject: 'bundlePath' });
   }

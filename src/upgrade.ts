@@ -11,7 +11,8 @@ import { cleanupStaleTemps, discardStaged, restorePrevious, stageRelease, swapBu
 import { OverseerError, describeError, isOverseerError } from './errors.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
-import { discardFolder, installFolder, isFolderBundle, restorePreviousFolder, swapFolder } from './folder.js';
+import { discardFolder, installFolder, restorePreviousFolder, swapFolder } from './folder.js';
+import { isFolderBundle } from './hash.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
 import type { Master, MasterConfig } from './master.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import { extractTar } from '../src/tar.ts';
-import { manifestSha256 } from '../src/folder.ts';
+import { manifestSha256 } from '../src/hash.ts';
 import { Load, ask } from './helpers/load.ts';
 import { fixture, startMaster, tempDir, type RunningMaster } from './helpers/master.ts';
 import { startReleaseServer, type ReleaseServer } from './helpers/release-server.ts';
