@@ -422,6 +422,3 @@ export async function restorePrevious(bundlePath: string, options: Omit<SwapOpti
     lockOptions(options),
   );
 }
-
-/** Kept here too for callers that stage and hash together. */
-export { sha256File } from './hash.js';

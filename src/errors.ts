@@ -31,6 +31,11 @@ export const CODES = {
   ERR_OVERSEER_PROCESS_NOT_RUNNING: 'Supervisor.signal() named a process that has no live process group',
   ERR_OVERSEER_SPAWN_FAILED: 'a supervised command could not be started (the process is fatal)',
   ERR_OVERSEER_PROCESS_FAILED: 'a supervised process failed with no retries left (the process is fatal)',
+  ERR_OVERSEER_MASTER_RUNNING: 'another `overseer run` master holds the same pid file or control socket',
+  ERR_OVERSEER_CONTROL_FAILED: '`overseer ctl` could not reach the master, or the master refused the request',
+  ERR_OVERSEER_RELEASE_INVALID: 'an `overseer deploy` release/ folder is empty, or its files and its SHA256SUMS do not list the same paths',
+  ERR_OVERSEER_NO_ARCHIVE: 'an `overseer deploy` rollback found no earlier release in archive/',
+  ERR_OVERSEER_UNKNOWN_COMMAND: 'a file in an `overseer deploy` command/ folder names no command (stop, start, release, rollback)',
 } as const;
 
 export type ErrorCode = keyof typeof CODES;

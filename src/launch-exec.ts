@@ -66,7 +66,7 @@ export class ExecLauncher implements Launcher {
     };
     const cwd = this.#options.cwd === undefined ? undefined : swap(path.resolve(this.#options.cwd));
     const { runEchoCheck } = await import('./verify.js');
-    return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap), cwd });
+    return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap), cwd, env: this.#options.env });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {

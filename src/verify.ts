@@ -24,6 +24,8 @@ export interface CheckOptions {
   readonly command: string;
   readonly args: readonly string[];
   readonly cwd?: string | undefined;
+  /** Added to the master's environment, as the child would get it. */
+  readonly env?: Readonly<Record<string, string>> | undefined;
   readonly timeout: number;
 }
 
@@ -38,7 +40,7 @@ export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
   return new Promise((resolve, reject) => {
     const child = spawn(options.command, options.args, {
       cwd: options.cwd,
-      env: { ...process.env, [ROLE_ENV]: `${ROLE_CHECK_PREFIX}${token}`, OVERSEER_BIN_CHECK: token },
+      env: { ...process.env, ...options.env, [ROLE_ENV]: `${ROLE_CHECK_PREFIX}${token}`, OVERSEER_BIN_CHECK: token },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

@@ -19,11 +19,11 @@ import {
   cleanupStaleTemps,
   discardStaged,
   restorePrevious,
-  sha256File,
   stageRelease,
   swapBundle,
 } from '../src/bundle.js';
 import type { StageOptions, SwapStep } from '../src/bundle.js';
+import { sha256File } from '../src/hash.js';
 import { isOverseerError } from '../src/errors.js';
 import type { ErrorCode } from '../src/errors.js';
 import { identifyContent, makeContent } from './fixtures/bundle-content.js';
