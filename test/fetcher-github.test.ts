@@ -2,32 +2,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { context, readAll, releaseOf } from './helpers/fetch.ts';
 import { modulesLoadedBy } from './helpers/modules.ts';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GitHubFetcher, type GitHubFetcherOptions } from '../fetchers/github.ts';
 import { isOverseerError } from '../src/errors.ts';
-import type { FetchContext, FetchResult, Release } from '../src/fetcher.ts';
 import { startGitHubApi, type GitHubApi, type GitHubApiOptions } from './helpers/github-api.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const context = (signal = new AbortController().signal): FetchContext => ({
-  signal,
-  currentSha256: '0'.repeat(64),
-  currentVersion: undefined,
-});
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-
-function releaseOf(result: FetchResult): Release {
-  assert.equal(result.type, 'update');
-  return (result as Extract<FetchResult, { type: 'update' }>).release;
-}
-
-async function readAll(stream: Readable | AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
 
 async function rejectsWithCode(promise: Promise<unknown>, code: 'ERR_OVERSEER_FETCH_FAILED', pattern: RegExp) {
   await assert.rejects(promise, (error: unknown) => {

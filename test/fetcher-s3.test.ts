@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { context, readAll, releaseOf } from './helpers/fetch.ts';
 import { modulesLoadedBy } from './helpers/modules.ts';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -10,28 +11,11 @@ import { gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Fetcher, type S3FetcherOptions } from '../fetchers/s3.ts';
 import { isOverseerError } from '../src/errors.ts';
-import type { FetchContext, FetchResult, Release } from '../src/fetcher.ts';
 import { S3_CREDENTIALS, startS3, type S3Server } from './helpers/s3.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const context = (signal = new AbortController().signal): FetchContext => ({
-  signal,
-  currentSha256: '0'.repeat(64),
-  currentVersion: undefined,
-});
 const md5 = (data: string | Buffer) => createHash('md5').update(data).digest('hex');
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-
-function releaseOf(result: FetchResult): Release {
-  assert.equal(result.type, 'update');
-  return (result as Extract<FetchResult, { type: 'update' }>).release;
-}
-
-async function readAll(stream: Readable | AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
 
 async function rejectsWithFetchFailed(promise: Promise<unknown>, pattern: RegExp): Promise<Error> {
   let caught: Error | undefined;
