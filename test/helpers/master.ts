@@ -84,7 +84,9 @@ export async function startMaster(script: string, options: StartOptions = {}): P
           resolve(found);
         } else if (child.exitCode !== null || child.signalCode !== null) {
           cleanup();
-          reject(new Error(`master exited before ${type}\nstderr:\n${output.stderr}\nstdout:\n${output.stdout}`));
+          const ending = child.signalCode ?? `code ${child.exitCode}`;
+          const seen = events.map((event) => `${event.type}${'pid' in event ? `:${event.pid}` : ''}`).join(' ');
+          reject(new Error(`master exited (${ending}) before ${type}; events: ${seen}\nstderr:\n${output.stderr}\nstdout:\n${output.stdout}`));
         }
       };
       const timer = setTimeout(() => {
