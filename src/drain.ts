@@ -52,7 +52,6 @@ export class Drainer {
   constructor(handleFds: Iterable<number>) {
     this.#fds = new Set(handleFds);
     dc.subscribe('tracing:net.server.listen:asyncEnd', this.#onListen);
-    dc.subscribe('http.server.request.start', this.#onRequest);
   }
 
   adopt(server: net.Server): void {
@@ -80,6 +79,8 @@ export class Drainer {
 
   async #drainAll(deadline: number): Promise<void> {
     dc.unsubscribe('tracing:net.server.listen:asyncEnd', this.#onListen);
+    // Only from here on: a subscriber makes Node build a message object for every request.
+    dc.subscribe('http.server.request.start', this.#onRequest);
     await Promise.all([...this.#servers].map(([server, sockets]) => this.#drainOne(server, sockets, deadline)));
     dc.unsubscribe('http.server.request.start', this.#onRequest);
   }
