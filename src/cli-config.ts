@@ -75,6 +75,7 @@ export const RUN_OPTIONS = {
   env: { type: 'string', multiple: true },
   check: { type: 'boolean' },
   'no-check': { type: 'boolean' },
+  fetch: { type: 'string' },
   'fetch-url': { type: 'string' },
   'fetch-file': { type: 'string' },
   'fetch-interval': { type: 'string' },
@@ -393,6 +394,20 @@ function flagLayer(values: RunValues, command: string[]): Layer {
   if (values['fetch-url'] !== undefined && values['fetch-file'] !== undefined) {
     throw flagError('--fetch-url', 'and --fetch-file name two release sources; give one');
   }
+  if (values.fetch !== undefined) {
+    if (values['fetch-url'] !== undefined || values['fetch-file'] !== undefined) {
+      throw flagError('--fetch', 'and --fetch-url/--fetch-file name two release sources; give one');
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values.fetch);
+    } catch (error) {
+      throw flagError('--fetch', `takes the JSON of the config file's "fetch", such as '{"s3":{"bucket":"releases","key":"app.mjs"}}' (${describeError(error)})`);
+    }
+    // The same checks as the file's "fetch" key; relative paths resolve against the working directory.
+    const spec = fileLayer('--fetch', { fetch: parsed }).fetch;
+    if (spec) layer.fetch = spec;
+  }
   if (values['fetch-url'] !== undefined) layer.fetch = { source: 'http', options: { url: values['fetch-url'] }, label: '--fetch-url' };
   if (values['fetch-file'] !== undefined) layer.fetch = { source: 'file', options: { path: path.resolve(values['fetch-file']) }, label: '--fetch-file' };
   const fetchInterval = wholeNumber('fetch-interval', values['fetch-interval']);
@@ -470,7 +485,7 @@ async function createFetcher(spec: FetchSpec, interval: number | undefined): Pro
     // The fetcher names its options `HttpFetcher.url`; here they are `fetch.http.url` or a flag.
     const className = FETCH_CLASSES[spec.source];
     let message = error.message.replace(/^overseer: /, '');
-    if (spec.label.startsWith('--')) {
+    if (spec.label === '--fetch-url' || spec.label === '--fetch-file') {
       message = message.replace(new RegExp(`^${className}\\.(\\w+)`), (_, key: string) => (key === 'interval' ? '--fetch-interval' : spec.label));
     }
     message = message.replace(new RegExp(`^${className}`), spec.label);

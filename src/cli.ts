@@ -39,6 +39,8 @@ options (each overrides the same key of the config file):
   --ready-timeout MS        a new child must be ready by then or the old one stays (default 30000)
   --respawn, --no-respawn   start a new child when the child exits on its own (default off)
   --bundle PATH             the file upgrades replace, whose sha256 names the build (default: CMD)
+  --fetch JSON              the release source as the config file's "fetch" takes it, for S3, GitHub,
+                            headers and sidecar URLs: '{"github":{"owner":"me","repo":"app"}}'
   --fetch-url URL           poll this URL for new releases of the bundle (an HttpFetcher)
   --fetch-file PATH         poll this file for new releases of the bundle (a FileFetcher)
   --fetch-interval MS       how often to poll (default 300000 for URLs, 1000 for files)

@@ -152,6 +152,9 @@ describe('overseer run -c: the config file', () => {
     assert.match(badSignal.stderr, /--reopen-signal takes a signal name such as SIGTERM; got "SIGFOO"/);
     assert.match(run('--sha256', 'yes').stderr, /--sha256 must be "optional" or "required"; got "yes"/);
     assert.match(run('--fetch-url', 'not-a-url').stderr, /--fetch-url must be an absolute http: or https: URL/);
+    assert.match(run('--fetch', '{"s3":{"bucket":5,"key":"app.mjs"}}').stderr, /--fetch: fetch\.s3\.bucket must be a non-empty string; got 5/);
+    assert.match(run('--fetch', '{"gitlab":{}}').stderr, /--fetch: fetch must be an object with one of "http", "file", "s3", "github"/);
+    assert.match(run('--fetch', '{oops').stderr, /--fetch takes the JSON of the config file's "fetch"/);
     assert.match(run('--listen', 'localhost:80').stderr, /--listen "localhost:80" must use an IP literal/);
     assert.match(run('--public-key', '@missing.pub').stderr, /--public-key: cannot read the public key file .*missing\.pub/);
   });
