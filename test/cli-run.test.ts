@@ -45,7 +45,8 @@ describe('overseer run: any executable, sockets on fd 3', () => {
     const load = new Load({ port: run.port, keepAlive: false, concurrency: 4, maxMs: 30_000 });
     for (let round = 1; round <= 3; round++) {
       run.process.kill('SIGUSR2');
-      await until(`handoff ${round}`, () => (run.events('handoff-completed').length >= round ? true : undefined), 15_000);
+      await until(`handoff ${round}`, () => (run.events('handoff-completed').length >= round ? true : undefined), 15_000)
+        .catch((error: Error) => Promise.reject(new Error(`${error.message}\n${run.stderr()}`)));
     }
     const result = await load.stop();
     assert.deepEqual(result.failures, []);
