@@ -1,0 +1,328 @@
+/**
+ * The benchmarks' HTTP load client, on raw sockets so it costs little CPU on a 2-core machine.
+ * Open loop: requests go out on a fixed schedule (rate per second) whatever the server does, and
+ * each latency counts from the request's scheduled time, so a stall is never hidden by the
+ * client waiting (no coordinated omission). Closed loop: `concurrency` loops, for saturation.
+ */
+import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { now } from './clock.ts';
+
+export type FailureKind = 'refused' | 'reset' | 'timeout' | 'status' | 'other';
+
+/** Index into LoadRecords.kind: 0 is an answered 2xx request. */
+export const KINDS: readonly ('ok' | FailureKind)[] = ['ok', 'refused', 'reset', 'timeout', 'status', 'other'];
+
+export interface LoadSpec {
+  readonly port: number;
+  readonly host?: string;
+  readonly path?: string;
+  readonly keepAlive: boolean;
+  /** Open loop: requests per second. */
+  readonly rate?: number;
+  /** Closed loop: loops that each send the next request once the previous one is done. */
+  readonly concurrency?: number;
+  readonly durationMs: number;
+  /** Cap on open sockets (keep-alive) or requests in flight (no keep-alive); beyond it requests queue in the client. @default 256 */
+  readonly maxConnections?: number;
+  /** A request not answered this long after its scheduled time fails as 'timeout'. @default 3000 */
+  readonly timeoutMs?: number;
+  /** Idle keep-alive sockets are closed by the client after this, before Node's 5 s server timeout can race it. @default 4000 */
+  readonly idleTimeoutMs?: number;
+}
+
+export interface LoadRecords {
+  /** Epoch ms (sub-ms precision) each request was scheduled. */
+  readonly scheduled: number[];
+  /** Done minus scheduled, ms (for failures: when the failure was seen). */
+  readonly latency: number[];
+  /** Index into KINDS. */
+  readonly kind: number[];
+  /** Pid the answer named (the apps answer with their pid), 0 when not answered. */
+  readonly pid: number[];
+  /** 1 when the request went out on a connection opened for it, 0 on a reused keep-alive one. */
+  readonly fresh: number[];
+  /** First failure detail per kind, for the report. */
+  readonly examples: Partial<Record<FailureKind, string>>;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** Client event-loop delay, ms: how late the client itself was. */
+  readonly clientLagP99: number;
+  readonly clientLagMax: number;
+}
+
+interface Request {
+  readonly index: number;
+  readonly scheduled: number;
+  sentAt: number;
+  /** Closed loop: starts the loop's next request. */
+  readonly next: (() => void) | undefined;
+}
+
+interface Conn {
+  readonly socket: net.Socket;
+  busy: Request | undefined;
+  chunks: Buffer[];
+  buffered: number;
+  headerEnd: number;
+  status: number;
+  bodyLength: number;
+  closeAfter: boolean;
+  idleSince: number;
+  closed: boolean;
+}
+
+function classify(error: NodeJS.ErrnoException): FailureKind {
+  if (error.code === 'ECONNREFUSED') return 'refused';
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return 'reset';
+  if (error.code === 'ETIMEDOUT') return 'timeout';
+  return 'other';
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+
+/** Runs one bounded load and resolves with every request's record once all are answered or failed. */
+export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; stop(): void } {
+  const host = spec.host ?? '127.0.0.1';
+  const maxConnections = spec.maxConnections ?? 256;
+  const timeoutMs = spec.timeoutMs ?? 3000;
+  const idleTimeoutMs = spec.idleTimeoutMs ?? 4000;
+  const requestBytes = Buffer.from(
+    `GET ${spec.path ?? '/'} HTTP/1.1\r\nHost: ${host}:${spec.port}\r\n${spec.keepAlive ? '' : 'Connection: close\r\n'}\r\n`,
+  );
+  const scheduled: number[] = [];
+  const latency: number[] = [];
+  const kind: number[] = [];
+  const pid: number[] = [];
+  const fresh: number[] = [];
+  const examples: Partial<Record<FailureKind, string>> = {};
+  const idle: Conn[] = [];
+  const open = new Set<Conn>();
+  const pending: Request[] = [];
+  let outstanding = 0;
+  let sending = true;
+  let resolveDone!: () => void;
+  const allDone = new Promise<void>((resolve) => (resolveDone = resolve));
+  const lagResolution = 2;
+  const lag = monitorEventLoopDelay({ resolution: lagResolution });
+  lag.enable();
+
+  const finish = (request: Request, result: number, detail?: string) => {
+    if (latency[request.index] !== -1) return;
+    latency[request.index] = now() - request.scheduled;
+    kind[request.index] = result;
+    if (result !== 0) {
+      const name = KINDS[result] as FailureKind;
+      examples[name] ??= detail ?? name;
+    }
+    outstanding--;
+    if (request.next) setImmediate(request.next);
+    if (!sending && outstanding === 0) resolveDone();
+  };
+
+  const fail = (conn: Conn, what: FailureKind, detail: string) => {
+    const request = conn.busy;
+    conn.busy = undefined;
+    if (request) finish(request, KINDS.indexOf(what), detail);
+  };
+
+  const resetParser = (conn: Conn) => {
+    conn.chunks = [];
+    conn.buffered = 0;
+    conn.headerEnd = -1;
+    conn.status = 0;
+    conn.bodyLength = -1;
+    conn.closeAfter = !spec.keepAlive;
+  };
+
+  const pump = () => {
+    while (pending.length > 0) {
+      const next = pending[0] as Request;
+      if (!dispatch(next, false)) return;
+      pending.shift();
+    }
+  };
+
+  const release = (conn: Conn, closeAfter: boolean) => {
+    if (conn.closed) return;
+    if (closeAfter) {
+      conn.closed = true;
+      conn.socket.destroy();
+      return;
+    }
+    conn.idleSince = now();
+    idle.push(conn);
+    pump();
+  };
+
+  const onData = (conn: Conn, data: Buffer) => {
+    const request = conn.busy;
+    if (!request) {
+      conn.closed = true;
+      conn.socket.destroy();
+      return;
+    }
+    conn.chunks.push(data);
+    conn.buffered += data.length;
+    const buffer = conn.chunks.length === 1 ? data : Buffer.concat(conn.chunks, conn.buffered);
+    if (conn.chunks.length > 1) conn.chunks = [buffer];
+    if (conn.headerEnd === -1) {
+      const end = buffer.indexOf(HEADER_END);
+      if (end === -1) return;
+      conn.headerEnd = end + 4;
+      const head = buffer.toString('latin1', 0, end);
+      conn.status = Number(head.slice(9, 12));
+      const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+      conn.bodyLength = length ? Number(length[1]) : -1;
+      if (/\r\nconnection:\s*close/i.test(head)) conn.closeAfter = true;
+      if (conn.bodyLength === -1) {
+        // Only chunked or read-to-close bodies lack a length; the apps here always send one.
+        conn.closeAfter = true;
+      }
+    }
+    if (conn.bodyLength >= 0 && buffer.length - conn.headerEnd >= conn.bodyLength) {
+      const ok = conn.status >= 200 && conn.status < 300;
+      conn.busy = undefined;
+      pid[request.index] = Number.parseInt(buffer.toString('latin1', conn.headerEnd, conn.headerEnd + Math.min(conn.bodyLength, 12)), 10) || 0;
+      finish(request, ok ? 0 : KINDS.indexOf('status'), `status ${conn.status}`);
+      const closeAfter = conn.closeAfter;
+      resetParser(conn);
+      release(conn, closeAfter);
+    }
+  };
+
+  const connect = (request: Request) => {
+    const socket = net.connect({ port: spec.port, host });
+    socket.setNoDelay(true);
+    const conn: Conn = {
+      socket, busy: request, chunks: [], buffered: 0, headerEnd: -1, status: 0, bodyLength: -1,
+      closeAfter: !spec.keepAlive, idleSince: 0, closed: false,
+    };
+    open.add(conn);
+    fresh[request.index] = 1;
+    request.sentAt = now();
+    socket.write(requestBytes);
+    socket.on('data', (data: Buffer) => onData(conn, data));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      conn.closed = true;
+      fail(conn, classify(error), `${error.code ?? ''} ${error.message}`);
+    });
+    socket.on('end', () => {
+      conn.closed = true;
+      if (!conn.busy) socket.destroy();
+    });
+    socket.on('close', () => {
+      conn.closed = true;
+      open.delete(conn);
+      const at = idle.indexOf(conn);
+      if (at !== -1) idle.splice(at, 1);
+      fail(conn, 'reset', conn.headerEnd === -1 ? 'closed before a response' : 'closed mid-response');
+      pump();
+    });
+  };
+
+  /** Sends now, or (when `queue`) queues; false when it could not send and did not queue. */
+  const dispatch = (request: Request, queue: boolean): boolean => {
+    if (spec.keepAlive) {
+      for (;;) {
+        const conn = idle.pop();
+        if (!conn) break;
+        if (conn.closed) continue;
+        conn.busy = request;
+        request.sentAt = now();
+        conn.socket.write(requestBytes);
+        return true;
+      }
+    }
+    if (open.size < maxConnections) {
+      connect(request);
+      return true;
+    }
+    if (queue) pending.push(request);
+    return queue;
+  };
+
+  const issue = (at: number, next?: () => void) => {
+    const request: Request = { index: scheduled.length, scheduled: at, sentAt: 0, next };
+    scheduled.push(at);
+    latency.push(-1);
+    kind.push(0);
+    pid.push(0);
+    fresh.push(0);
+    outstanding++;
+    if (pending.length > 0) pending.push(request);
+    else dispatch(request, true);
+  };
+
+  const sweep = setInterval(() => {
+    const t = now();
+    for (const conn of open) {
+      if (conn.busy && t - conn.busy.scheduled > timeoutMs) {
+        fail(conn, 'timeout', `no answer within ${timeoutMs} ms`);
+        conn.closed = true;
+        conn.socket.destroy();
+      }
+    }
+    while (pending.length > 0 && t - (pending[0] as Request).scheduled > timeoutMs) {
+      finish(pending.shift() as Request, KINDS.indexOf('timeout'), `queued in the client over ${timeoutMs} ms`);
+    }
+    for (let index = idle.length - 1; index >= 0; index--) {
+      const conn = idle[index] as Conn;
+      if (t - conn.idleSince > idleTimeoutMs) {
+        idle.splice(index, 1);
+        conn.closed = true;
+        conn.socket.destroy();
+      }
+    }
+  }, 50);
+
+  const startedAt = now();
+  const endAt = startedAt + spec.durationMs;
+  let stopRequested = false;
+  const stopSending = () => {
+    if (!sending) return;
+    sending = false;
+    if (outstanding === 0) resolveDone();
+  };
+
+  if (spec.rate !== undefined) {
+    const interval = 1000 / spec.rate;
+    let sent = 0;
+    const tick = () => {
+      const t = now();
+      while (!stopRequested && startedAt + sent * interval <= Math.min(t, endAt)) {
+        issue(startedAt + sent * interval);
+        sent++;
+      }
+      if (stopRequested || t >= endAt) stopSending();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  } else {
+    const loops = spec.concurrency ?? 16;
+    const loop = () => {
+      if (stopRequested || now() >= endAt) stopSending();
+      else issue(now(), loop);
+    };
+    for (let index = 0; index < loops; index++) loop();
+  }
+
+  const done = allDone.then(() => {
+    clearInterval(sweep);
+    for (const conn of open) conn.socket.destroy();
+    lag.disable();
+    return {
+      scheduled, latency, kind, pid, fresh, examples, startedAt, endedAt: now(),
+      // The histogram records whole timer intervals: subtract the interval itself.
+      clientLagP99: Math.max(0, lag.percentile(99) / 1e6 - lagResolution), clientLagMax: Math.max(0, lag.max / 1e6 - lagResolution),
+    };
+  });
+  return {
+    done,
+    stop() {
+      stopRequested = true;
+      stopSending();
+    },
+  };
+}
+
