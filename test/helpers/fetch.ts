@@ -19,3 +19,21 @@ export async function readAll(stream: Readable | AsyncIterable<Uint8Array>): Pro
   for await (const chunk of stream) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
 }
+
+/** Aborting open()'s signal mid-download must end the stream with exactly that reason. */
+export async function assertAbortEndsStream(release: Release, size: number): Promise<void> {
+  const controller = new AbortController();
+  const stream = await release.open(controller.signal);
+  const reason = new Error('the master stops');
+  let received = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) {
+        received += (chunk as Buffer).length;
+        controller.abort(reason);
+      }
+    })(),
+    (error) => error === reason,
+  );
+  assert.ok(received < size, `read ${received} of ${size} bytes after the abort`);
+}
