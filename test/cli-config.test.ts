@@ -1,27 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { cleanupCli, cli, runCli, scratch } from './helpers/cli.ts';
 import { after, describe, test } from 'node:test';
-import { EVENT_LINE_PREFIX } from '../src/protocol.ts';
-import { fixture, isAlive, root, tempDir, until } from './helpers/master.ts';
+import { fixture, root } from './helpers/master.ts';
 
-const cli = `${root}/dist/src/cli.js`;
-const started: ChildProcess[] = [];
-const childPids = new Set<number>();
-const dirs: string[] = [];
-after(() => {
-  for (const master of started) if (master.exitCode === null && master.signalCode === null) master.kill('SIGKILL');
-  for (const pid of childPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(cleanupCli);
 
-function scratch(): string {
-  const dir = tempDir('overseer-cli-config-');
-  dirs.push(dir);
-  return dir;
-}
 
 interface Answer {
   pid: number;
@@ -43,25 +30,6 @@ function get(target: { port: number } | { socketPath: string }): Promise<Answer>
   });
 }
 
-/** `overseer run --events …`, following its lifecycle from the overseer-event lines on stderr. */
-function runCli(args: string[], cwd: string) {
-  const master = spawn(process.execPath, [cli, 'run', '--events', ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  started.push(master);
-  let stderr = '';
-  master.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => master.once('exit', (code) => resolve(code)));
-  const events = (type: string) => stderr.split('\n')
-    .filter((line) => line.startsWith(EVENT_LINE_PREFIX))
-    .map((line) => JSON.parse(line.slice(EVENT_LINE_PREFIX.length)) as Record<string, unknown>)
-    .filter((event) => event.type === type);
-  const waitFor = (type: string) => until(`${type} from overseer run`, () => {
-    const event = events(type)[0];
-    if (!event && master.exitCode !== null) throw new Error(`overseer run exited (${master.exitCode}):\n${stderr}`);
-    if (event?.type === 'child-ready') childPids.add(event.pid as number);
-    return event;
-  }, 10_000);
-  return { master, events, waitFor, exited, stderr: () => stderr };
-}
 
 function writeJson(file: string, value: unknown): string {
   fs.writeFileSync(file, JSON.stringify(value, null, 2));

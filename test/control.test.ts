@@ -1,59 +1,22 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { cleanupCli, cli, getJson, runCli, scratch } from './helpers/cli.ts';
 import { after, describe, test } from 'node:test';
-import { EVENT_LINE_PREFIX } from '../src/protocol.ts';
-import { fixture, isAlive, root, tempDir, until } from './helpers/master.ts';
+import { fixture, isAlive, root, until } from './helpers/master.ts';
 
-const cli = `${root}/dist/src/cli.js`;
-const started: ChildProcess[] = [];
-const childPids = new Set<number>();
-const dirs: string[] = [];
-after(() => {
-  for (const master of started) if (master.exitCode === null && master.signalCode === null) master.kill('SIGKILL');
-  for (const pid of childPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(cleanupCli);
 
 interface Answer {
   pid: number;
   version: string;
 }
 
-function get(port: number): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = http.get({ port, host: '127.0.0.1', path: '/', agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve(JSON.parse(body) as Answer));
-    });
-    request.on('error', reject);
-  });
-}
+const get = (port: number) => getJson<Answer>(port);
 
-/** `overseer run --events -c CONFIG`, following its lifecycle from the overseer-event lines on stderr. */
-function runCli(args: string[]) {
-  const master = spawn(process.execPath, [cli, 'run', '--events', ...args], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-  started.push(master);
-  let stderr = '';
-  master.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => master.once('exit', (code) => resolve(code)));
-  const events = (type: string) => stderr.split('\n')
-    .filter((line) => line.startsWith(EVENT_LINE_PREFIX))
-    .map((line) => JSON.parse(line.slice(EVENT_LINE_PREFIX.length)) as Record<string, unknown>)
-    .filter((event) => event.type === type);
-  const waitFor = (type: string, count = 1, timeoutMs = 10_000) => until(`${type} #${count} from overseer run`, () => {
-    const found = events(type);
-    if (found.length < count && master.exitCode !== null) throw new Error(`overseer run exited (${master.exitCode}):\n${stderr}`);
-    for (const event of found) if (event.type === 'child-ready') childPids.add(event.pid as number);
-    return found[count - 1];
-  }, timeoutMs);
-  return { master, events, waitFor, exited, stderr: () => stderr };
-}
 
 /** Runs `overseer ARGS…` to its end. */
 async function overseer(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -68,8 +31,7 @@ async function overseer(...args: string[]): Promise<{ code: number | null; stdou
 
 /** A copy of the fd-server fixture in its own directory, run as `node app.mjs` with a config that names it the bundle. */
 function setUp(extra: Record<string, unknown> = {}) {
-  const dir = tempDir('overseer-ctl-');
-  dirs.push(dir);
+  const dir = scratch('overseer-ctl-');
   fs.copyFileSync(fixture('ctl-server.mjs'), path.join(dir, 'app.mjs'));
   fs.mkdirSync(path.join(dir, 'release'));
   const config = path.join(dir, 'overseer.config.json');

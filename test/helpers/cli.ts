@@ -1,0 +1,62 @@
+/**
+ * Runs the built `overseer` command for CLI tests: `overseer run --events …` followed through its
+ * overseer-event lines on stderr, and every process and directory such a test makes, cleaned up
+ * by cleanupCli() (call it from `after`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import { EVENT_LINE_PREFIX } from '../../src/protocol.ts';
+import { isAlive, root, tempDir, until } from './master.ts';
+
+export const cli = `${root}/dist/src/cli.js`;
+
+const started: ChildProcess[] = [];
+const childPids = new Set<number>();
+const dirs: string[] = [];
+
+/** Kills every master and child the CLI tests started and removes their directories. */
+export function cleanupCli(): void {
+  for (const master of started) if (master.exitCode === null && master.signalCode === null) master.kill('SIGKILL');
+  for (const pid of childPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** A temp directory removed by cleanupCli(). */
+export function scratch(prefix = 'overseer-cli-'): string {
+  const dir = tempDir(prefix);
+  dirs.push(dir);
+  return dir;
+}
+
+/** One GET with a fresh connection, its body parsed as JSON. */
+export function getJson<T>(port: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ port, host: '127.0.0.1', path: '/', agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve(JSON.parse(body) as T));
+    });
+    request.on('error', reject);
+  });
+}
+
+/** `overseer run --events …`, following its lifecycle from the overseer-event lines on stderr. */
+export function runCli(args: string[], cwd = root) {
+  const master = spawn(process.execPath, [cli, 'run', '--events', ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  started.push(master);
+  let stderr = '';
+  master.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => master.once('exit', (code) => resolve(code)));
+  const events = (type: string) => stderr.split('\n')
+    .filter((line) => line.startsWith(EVENT_LINE_PREFIX))
+    .map((line) => JSON.parse(line.slice(EVENT_LINE_PREFIX.length)) as Record<string, unknown>)
+    .filter((event) => event.type === type);
+  const waitFor = (type: string, count = 1, timeoutMs = 10_000) => until(`${type} #${count} from overseer run`, () => {
+    const found = events(type);
+    if (found.length < count && master.exitCode !== null) throw new Error(`overseer run exited (${master.exitCode}):\n${stderr}`);
+    for (const event of found) if (event.type === 'child-ready') childPids.add(event.pid as number);
+    return found[count - 1];
+  }, timeoutMs);
+  return { master, events, waitFor, exited, stderr: () => stderr };
+}
