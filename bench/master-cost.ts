@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startGitHubApi } from '../test/helpers/github-api.ts';
-import { startReleaseServer } from '../test/helpers/release-server.ts';
-import { S3_CREDENTIALS, startS3 } from '../test/helpers/s3.ts';
+import { startGitHubApi } from '../support/github-api.ts';
+import { startReleaseServer } from '../support/release-server.ts';
+import { S3_CREDENTIALS, startS3 } from '../support/s3.ts';
 import { writeOverseerApp } from './lib/apps.ts';
 import { sleep } from './lib/clock.ts';
 import { startOverseer, type OverseerContender } from './lib/contenders.ts';

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { startReleaseServer, type ReleaseServer } from '../test/helpers/release-server.ts';
+import { startReleaseServer, type ReleaseServer } from '../support/release-server.ts';
 import { overseerAppSource } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
 import { startOverseer } from './lib/contenders.ts';

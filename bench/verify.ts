@@ -1,17 +1,17 @@
 /**
  * Section 6: verification cost. Hash throughput of node:crypto over a file (sha256, the minisign
  * prehash BLAKE2b-512, and the three hashes the stager runs per byte), overseer's sha256File,
- * and minisign verification with src/minisign.ts against signatures from test/helpers/minisign.ts.
+ * and minisign verification with src/upgrade/minisign.ts against signatures from support/minisign.ts.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createMinisignKey } from '../test/helpers/minisign.ts';
-import type * as MinisignModule from '../src/minisign.ts';
-import type * as BundleModule from '../src/bundle.ts';
-import type * as HashModule from '../src/hash.ts';
+import { createMinisignKey } from '../support/minisign.ts';
+import type * as MinisignModule from '../src/upgrade/minisign.ts';
+import type * as BundleModule from '../src/upgrade/bundle.ts';
+import type * as HashModule from '../src/upgrade/hash.ts';
 import { distDir } from './lib/apps.ts';
 import { now } from './lib/clock.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
@@ -40,9 +40,9 @@ async function best(times: number, work: () => Promise<unknown> | unknown): Prom
 export async function verifySection(options: SectionOptions): Promise<SectionResult> {
   const size = options.quick ? 32 * MiB : 256 * MiB;
   const repeats = options.quick ? 2 : 7;
-  const minisign = (await import(pathToFileURL(path.join(distDir, 'src/minisign.js')).href)) as typeof MinisignModule;
-  const bundle = (await import(pathToFileURL(path.join(distDir, 'src/bundle.js')).href)) as typeof BundleModule;
-  const hash = (await import(pathToFileURL(path.join(distDir, 'src/hash.js')).href)) as typeof HashModule;
+  const minisign = (await import(pathToFileURL(path.join(distDir, 'src/upgrade/minisign.js')).href)) as typeof MinisignModule;
+  const bundle = (await import(pathToFileURL(path.join(distDir, 'src/upgrade/bundle.js')).href)) as typeof BundleModule;
+  const hash = (await import(pathToFileURL(path.join(distDir, 'src/upgrade/hash.js')).href)) as typeof HashModule;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
   const file = path.join(dir, 'release.bin');
   const rows: string[][] = [];

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describeError, OverseerError } from '../src/errors.js';
-import type { FetchContext, Fetcher, FetchResult } from '../src/fetcher.js';
+import type { FetchContext, Fetcher, FetchResult } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
 
 export interface FileFetcherOptions {

@@ -10,8 +10,8 @@ import prereleaseOf from 'semver/functions/prerelease.js';
 import rcompare from 'semver/functions/rcompare.js';
 import valid from 'semver/functions/valid.js';
 import { OverseerError } from '../src/errors.js';
-import { limitWasmCompilation } from '../src/memory.js';
-import type { FetchContext, FetchResult, Fetcher, Release } from '../src/fetcher.js';
+import { limitWasmCompilation } from '../src/upgrade/memory.js';
+import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade/fetcher.js';
 import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
 import { abortWith } from './body.js';
 

@@ -8,8 +8,8 @@ import { Transform, type Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { describeError, OverseerError } from '../src/errors.js';
-import { limitWasmCompilation } from '../src/memory.js';
-import type { FetchContext, Fetcher, FetchResult, Release } from '../src/fetcher.js';
+import { limitWasmCompilation } from '../src/upgrade/memory.js';
+import type { FetchContext, Fetcher, FetchResult, Release } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
 
 export interface HttpFetcherOptions {

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import { OverseerError } from '../src/errors.js';
-import type { FetchContext, FetchResult, Fetcher, Release } from '../src/fetcher.js';
+import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
 import { abortWith } from './body.js';
 

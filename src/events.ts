@@ -41,7 +41,8 @@ export interface UpgradeTimings {
   readonly swapMs: number;
 }
 
-type EventBody = OverseerEvent extends infer E ? (E extends OverseerEvent ? Omit<E, 'at'> : never) : never;
+/** An event as its emitter takes it: `at` is stamped on emit. */
+export type EventBody = OverseerEvent extends infer E ? (E extends OverseerEvent ? Omit<E, 'at'> : never) : never;
 
 const nodeDebug = debuglog('overseer');
 

@@ -4,19 +4,19 @@
  * echo-token check of a staged release and exit.
  */
 import fs from 'node:fs';
-import { normalizeConfig, type Config, type ResolvedConfig } from './config.js';
+import { normalizeConfig, type Config, type ResolvedConfig } from './core/config.js';
 import { OverseerError } from './errors.js';
 import { createLog } from './events.js';
-import { exitProcess } from './exit.js';
-import { canBindHandles } from './listeners.js';
-import { startMaster } from './master.js';
+import { exitProcess } from './core/exit.js';
+import { canBindHandles } from './core/listeners.js';
+import { startMaster } from './core/master.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_CHILD, ROLE_ENV, childMessage } from './protocol.js';
 
 export { OverseerError, isOverseerError, CODES, type ErrorCode } from './errors.js';
-export { DEFAULTS, type Config, type RespawnOptions, type VerifyOptions } from './config.js';
-export type { State, Listener, Listenable } from './state.js';
+export { DEFAULTS, type Config, type RespawnOptions, type VerifyOptions } from './core/config.js';
+export type { State, Listener, Listenable } from './core/state.js';
 export type { OverseerEvent, HandoffTimings, UpgradeTimings } from './events.js';
-export type { Fetcher, FetchContext, FetchResult, Release } from './fetcher.js';
+export type { Fetcher, FetchContext, FetchResult, Release } from './upgrade/fetcher.js';
 
 let started = false;
 let inProcess = false;
@@ -46,7 +46,7 @@ export function run(config: Config): Promise<void> {
   // The child's side (drain, state, http) stays out of the master's memory.
   if (role === ROLE_CHILD) {
     isChild = true;
-    return import('./child.js').then(({ runChild }) => runChild(resolved));
+    return import('./core/child.js').then(({ runChild }) => runChild(resolved));
   }
   return runMaster(resolved);
 }
@@ -87,7 +87,7 @@ async function runMaster(config: ResolvedConfig): Promise<void> {
   if (reason !== undefined) {
     if (config.required) throw new OverseerError('ERR_OVERSEER_UNSUPPORTED', `the master cannot run: ${reason} (config.required is true)`);
     inProcess = true;
-    const { runInProcess } = await import('./in-process.js');
+    const { runInProcess } = await import('./core/in-process.js');
     return runInProcess(config, reason);
   }
   await startMaster(config);

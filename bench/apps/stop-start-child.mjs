@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const dist = process.env.BENCH_DIST ?? path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../../dist');
-const { Drainer } = await import(pathToFileURL(path.join(dist, 'src/drain.js')).href);
+const { Drainer } = await import(pathToFileURL(path.join(dist, 'src/core/drain.js')).href);
 
 const handle = createRequire(import.meta.url)('./handler.cjs');
 let drainer;

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 const server = fileURLToPath(new URL('./server.mjs', import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-deploy-example-'));
 const app = path.join(dir, 'hello');

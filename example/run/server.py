@@ -1,8 +1,8 @@
 # A Python web server under `overseer run` (no overseer code in it): the socket comes as fd 3,
 # readiness goes to the pipe in OVERSEER_READY_FD, SIGTERM drains. Run from the repository:
-#   npm run build && node dist/src/cli.js run -c example/run/overseer.config.json
-#   curl localhost:8080; node dist/src/cli.js ctl status -c example/run/overseer.config.json
-#   node dist/src/cli.js ctl restart -c example/run/overseer.config.json   (a new pid answers)
+#   npm run build && node dist/src/cli/main.js run -c example/run/overseer.config.json
+#   curl localhost:8080; node dist/src/cli/main.js ctl status -c example/run/overseer.config.json
+#   node dist/src/cli/main.js ctl restart -c example/run/overseer.config.json   (a new pid answers)
 import http.server, json, os, signal, socket, socketserver, threading
 
 sock = socket.fromfd(3, socket.AF_INET, socket.SOCK_STREAM)

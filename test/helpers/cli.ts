@@ -9,7 +9,7 @@ import http from 'node:http';
 import { EVENT_LINE_PREFIX } from '../../src/protocol.ts';
 import { isAlive, root, tempDir, until } from './master.ts';
 
-export const cli = `${root}/dist/src/cli.js`;
+export const cli = `${root}/dist/src/cli/main.js`;
 
 const started: ChildProcess[] = [];
 const childPids = new Set<number>();

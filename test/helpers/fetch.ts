@@ -1,7 +1,7 @@
 /** Small helpers for fetcher tests: a poll context, the release of an update, a body read whole. */
 import assert from 'node:assert/strict';
 import type { Readable } from 'node:stream';
-import type { FetchContext, FetchResult, Release } from '../../src/fetcher.ts';
+import type { FetchContext, FetchResult, Release } from '../../src/upgrade/fetcher.ts';
 
 export const context = (signal: AbortSignal = new AbortController().signal): FetchContext => ({
   signal,

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+/**
+ * The `overseer` command. `overseer run` is the master for any executable: it binds the
+ * sockets, hands them to CMD as fds 3.. (LISTEN_FDS, systemd style), restarts it ready-first,
+ * upgrades it from a release source, and answers `overseer ctl` on its control socket.
+ */
+import fs from 'node:fs';
+import { loadRunSettings, type RunSettings } from './run-config.js';
+import { CTL_USAGE, runCtl } from './ctl.js';
+import { lockInstance } from './instance-lock.js';
+import { clearStaleSocket, startControlServer, type ControlServer } from './control.js';
+import { describeError, isOverseerError } from '../errors.js';
+import { createLog } from '../events.js';
+import { exitProcess } from '../core/exit.js';
+import { ExecLauncher, READY_FD_ENV } from '../core/launch/exec.js';
+import { startMaster, type Master } from '../core/master.js';
+
+const USAGE = `usage: overseer run [options] [-- CMD [ARGS...]]
+       overseer ctl status|restart|stop|reopen|upgrade [--json] [--control PATH | -c CONFIG]
+       overseer deploy DIR [options]      (see overseer deploy --help)
+
+\`overseer run\` runs CMD under an overseer master: the master binds every listener, hands the
+sockets to CMD as fds 3, 4, ... (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, as systemd does), and
+on the restart signal (SIGUSR2 or SIGHUP), \`overseer ctl restart\` or a new release starts a new
+CMD, waits until it is ready, then stops the old one gracefully.
+
+options (each overrides the same key of the config file):
+  -c, --config FILE         a JSON config file with the keys below (see docs/command.md)
+  --listen [NAME=]ADDR      bind ADDR (:3000, 127.0.0.1:3000, [::1]:3000, unix:/path); repeatable;
+                            NAME goes into LISTEN_FDNAMES; replaces the file's "listeners"
+  --cwd DIR                 where CMD runs (default: the config file's directory, else here)
+  --env NAME=VALUE          set a variable for CMD; repeatable
+  --ready notify            CMD is ready when it writes READY=1 to the fd in $${READY_FD_ENV} (default)
+  --ready-delay MS          CMD is ready MS after it started (for programs that cannot say)
+  --stop-signal SIG         how a child is asked to drain and exit (default SIGTERM)
+  --restart-signal SIG      signal to the master that starts a handoff (default SIGUSR2; SIGHUP too)
+  --reopen-signal SIG       what \`overseer ctl reopen\` sends the child (default SIGUSR1)
+  --terminate-timeout MS    drain deadline of an old child, then SIGKILL (default 30000)
+  --ready-timeout MS        a new child must be ready by then or the old one stays (default 30000)
+  --respawn, --no-respawn   start a new child when the child exits on its own (default off)
+  --bundle PATH             the file upgrades replace, whose sha256 names the build (default: CMD)
+  --fetch JSON              the release source as the config file's "fetch" takes it, for S3, GitHub,
+                            headers and sidecar URLs: '{"github":{"owner":"me","repo":"app"}}'
+  --fetch-url URL           poll this URL for new releases of the bundle (an HttpFetcher)
+  --fetch-file PATH         poll this file for new releases of the bundle (a FileFetcher)
+  --fetch-interval MS       how often to poll (default 300000 for URLs, 1000 for files)
+  --min-fetch-interval MS   floor between two polls (default 1000)
+  --sha256 required         refuse releases whose source gives no sha256 (default optional)
+  --public-key KEY|@FILE    minisign public key releases must be signed with
+  --allow-downgrade         accept releases that report a lower version
+  --check, --no-check       run the echo-token check on releases (default on; CMD must answer it)
+  --check-timeout MS        time a release has to answer the check (default 5000)
+  --max-bundle-size BYTES   largest release accepted (default 536870912)
+  --control PATH            answer \`overseer ctl\` on this unix socket (mode 0600)
+  --pid-file PATH           write the master's pid here; a second master on it refuses to start
+  --debug                   print lifecycle events on stderr
+  --events                  print each lifecycle event on stderr as one line: overseer-event {json}
+  -h, --help                this text
+
+The master exits with CMD's exit code (128+N when a signal N ended it).`;
+
+function fail(message: string, usage: string | undefined): never {
+  process.stderr.write(`overseer: ${message.replace(/^overseer: /, '')}\n${usage === undefined ? '' : `\n${usage}\n`}`);
+  return exitProcess(2);
+}
+
+/** Removes the pid file if it is still this master's (the lock release does it too; this runs on any exit). */
+function removePidFileSync(pidFile: string | undefined): void {
+  if (pidFile === undefined) return;
+  try {
+    if (fs.readFileSync(pidFile, 'utf8').trim() === String(process.pid)) fs.unlinkSync(pidFile);
+  } catch {
+    // gone already
+  }
+}
+
+async function startRun(settings: RunSettings): Promise<void> {
+  const { config } = settings;
+  const log = createLog(config, 'master');
+  const lock = await lockInstance({ pidFile: settings.pidFile, control: settings.control, log });
+  let master: Master | undefined;
+  let control: ControlServer | undefined;
+  const cleanup = () => {
+    control?.close();
+    removePidFileSync(settings.pidFile);
+  };
+  process.once('exit', cleanup);
+  try {
+    if (settings.control !== undefined) {
+      await clearStaleSocket(settings.control);
+      control = await startControlServer({
+        path: settings.control,
+        master: () => master,
+        reopenSignal: settings.reopenSignal,
+        describe: () => ({ names: settings.listeners.map((listener) => listener.name), ...(settings.fetchSource ? { fetcher: settings.fetchSource } : {}) }),
+        log,
+      });
+    }
+    const launcher = new ExecLauncher({
+      command: settings.command,
+      args: settings.args,
+      cwd: settings.cwd,
+      env: settings.env,
+      readiness: settings.readiness,
+      stopSignal: settings.stopSignal,
+      names: settings.listeners.map((listener) => listener.name),
+      bundlePath: config.bundlePath ?? settings.command,
+      check: settings.check,
+    });
+    // SIGHUP restarts too, as daemons do on reload (systemd's ExecReload=kill -HUP).
+    master = await startMaster(config, launcher, config.restartSignal === 'SIGHUP' ? [] : ['SIGHUP']);
+  } catch (error) {
+    cleanup();
+    await lock.release();
+    throw error;
+  }
+  master.onStop.push(async () => {
+    cleanup();
+    await lock.release();
+  });
+}
+
+async function runCommand(argv: string[]): Promise<void> {
+  let settings: RunSettings | 'help';
+  try {
+    settings = await loadRunSettings(argv);
+  } catch (error) {
+    // Mistakes in flags get the usage; mistakes in the config file get the file and the key.
+    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG', 'ERR_OVERSEER_BAD_ADDRESS')) {
+      return fail(error.message, error.subject?.startsWith('--') ? USAGE : undefined);
+    }
+    throw error;
+  }
+  if (settings === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  await startRun(settings);
+}
+
+async function ctlCommand(argv: string[]): Promise<void> {
+  try {
+    await runCtl(argv);
+  } catch (error) {
+    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG')) return fail(error.message, error.subject === 'ctl' ? CTL_USAGE : undefined);
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const [subcommand, ...rest] = process.argv.slice(2);
+  switch (subcommand) {
+    case 'run':
+      return runCommand(rest);
+    case 'ctl':
+      return ctlCommand(rest);
+    case 'deploy':
+      return (await import('../deploy/cli.js')).runDeploy(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      fail(`unknown command ${JSON.stringify(subcommand)}; the commands are run, ctl and deploy`, USAGE);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`overseer: ${isOverseerError(error) ? error.message.replace(/^overseer: /, '') : describeError(error)}\n`);
+  exitProcess(1);
+});

@@ -1,0 +1,80 @@
+/**
+ * Launches a Node child of the bundle: fork with the master's flags, in its own process group,
+ * then hand it the sockets over IPC once it says hello (so none arrive before it listens for them).
+ */
+import { fork } from 'node:child_process';
+import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
+import type { Log } from '../../events.js';
+import { ROLE_CHILD, ROLE_ENV, isProtocolMessage, masterMessage, type CheckAnswer, type ChildMessage, type MasterMessage } from '../../protocol.js';
+
+/** Flags the child must not inherit: a second inspector on the same port would fail to start. */
+export function childExecArgv(): string[] {
+  return process.execArgv.filter((arg) => !/^--(inspect|debug)(-brk|-port|-wait)?(=|$)/.test(arg));
+}
+
+export class NodeLauncher implements Launcher {
+  readonly #log: Log;
+
+  constructor(log: Log) {
+    this.#log = log;
+  }
+
+  async check(file: string, timeout: number): Promise<CheckAnswer> {
+    // Loaded with the first release: a master without a fetcher never needs it.
+    const { runEchoCheck } = await import('../../upgrade/verify.js');
+    return runEchoCheck({ file, timeout, command: process.execPath, args: [...childExecArgv(), file, ...process.argv.slice(2)] });
+  }
+
+  launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {
+    const child = fork(context.bundlePath, process.argv.slice(2), {
+      execArgv: childExecArgv(),
+      env: { ...process.env, [ROLE_ENV]: ROLE_CHILD },
+      // Its own process group: a terminal's Ctrl-C reaches the master alone, which forwards it once.
+      detached: true,
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    });
+    const send = (message: MasterMessage, handle?: unknown) => {
+      if (!child.connected) return;
+      // Raw TCP/Pipe handles travel as 'net.Native'; the master keeps its own copy open.
+      child.send(message, handle as never, (error: Error | null) => {
+        if (error) this.#log.warn(`could not send to child ${child.pid}: ${error.message}`);
+      });
+    };
+    child.on('message', (message: unknown) => {
+      if (!isProtocolMessage<ChildMessage>(message)) return;
+      switch (message.type) {
+        case 'hello':
+          send(masterMessage({
+            type: 'init', generation: context.generation, id: context.sha256, bundlePath: context.bundlePath,
+            listeners: context.listeners.map((listener) => listener.info), terminateTimeout: context.terminateTimeout,
+          }));
+          context.listeners.forEach((listener, index) => {
+            send(masterMessage({ type: 'listener', generation: context.generation, index }), listener.handle);
+          });
+          break;
+        case 'ready':
+          events.ready();
+          break;
+        case 'failed':
+          events.failed(message.error);
+          break;
+        case 'restart':
+          events.restart();
+          break;
+      }
+    });
+    return {
+      process: child,
+      drain(reason) {
+        if (!child.connected) {
+          child.kill('SIGTERM');
+          return;
+        }
+        // The generation is in the message: a late drain can never reach its successor.
+        child.send(masterMessage({ type: 'drain', generation: context.generation, reason }), (error: Error | null) => {
+          if (error) child.kill('SIGTERM');
+        });
+      },
+    };
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Master side of the sockets: bind every address at start, hold the handles for the master's
+ * whole life, never listen on them. Node has no public API to bind without listening, so this
+ * module isolates the one undocumented call it needs, net._createServerHandle (the factory
+ * Node's cluster uses), behind a feature check.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import type { ParsedAddress } from './config.js';
+import { OverseerError } from '../errors.js';
+import type { ListenerInfo } from '../protocol.js';
+
+/** A libuv TCP or Pipe handle as Node's internals expose it. */
+export interface RawHandle {
+  readonly fd: number;
+  getsockname?(out: Record<string, unknown>): number;
+  close(callback?: () => void): void;
+}
+
+type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => RawHandle | number;
+
+function createServerHandle(): CreateServerHandle | undefined {
+  const candidate = (net as unknown as { _createServerHandle?: unknown })._createServerHandle;
+  return typeof candidate === 'function' ? (candidate as CreateServerHandle) : undefined;
+}
+
+/** True where the master can bind handles to pass to children. */
+export function canBindHandles(): boolean {
+  return createServerHandle() !== undefined;
+}
+
+export interface BoundListener {
+  readonly info: ListenerInfo;
+  readonly handle: RawHandle;
+}
+
+function bindError(address: ParsedAddress, errno: number): OverseerError {
+  const name = getSystemErrorName(errno);
+  if (name === 'EADDRINUSE') {
+    return new OverseerError(
+      'ERR_OVERSEER_ADDRESS_IN_USE',
+      `cannot bind ${address.text}: another process listens there (EADDRINUSE); stop it or choose another address`,
+      { subject: address.text },
+    );
+  }
+  const hint = name === 'EADDRNOTAVAIL' ? ' (no interface of this machine has that IP)'
+    : name === 'EACCES' ? ' (ports below 1024 need privileges)' : '';
+  return new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `cannot bind ${address.text}: ${name}${hint}`, { subject: address.text });
+}
+
+/** A unix socket file left by a master that was killed: nothing answers on it. */
+async function removeStaleSocket(address: Extract<ParsedAddress, { kind: 'unix' }>): Promise<void> {
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.lstat(address.path);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) {
+    throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `cannot bind ${address.text}: the path exists and is not a socket; remove it or choose another path`, { subject: address.text });
+  }
+  const answered = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(address.path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+  if (answered) {
+    throw new OverseerError('ERR_OVERSEER_ADDRESS_IN_USE', `cannot bind ${address.text}: another process listens there; stop it or choose another path`, { subject: address.text });
+  }
+  await fs.promises.unlink(address.path);
+}
+
+async function bindOne(address: ParsedAddress): Promise<BoundListener> {
+  const create = createServerHandle();
+  if (!create) throw new OverseerError('ERR_OVERSEER_UNSUPPORTED', 'this Node.js has no net._createServerHandle; the master cannot bind sockets');
+  if (address.kind === 'unix') {
+    await removeStaleSocket(address);
+    const handle = create(address.path, -1, -1);
+    if (typeof handle === 'number') throw bindError(address, handle);
+    return { handle, info: { address: address.text, kind: 'unix' } };
+  }
+  const family = address.host === undefined ? 0 : net.isIP(address.host);
+  const handle = create(address.host ?? null, address.port, family);
+  if (typeof handle === 'number') throw bindError(address, handle);
+  // libuv defers bind errors such as EADDRINUSE until the next call on the socket.
+  const out: Record<string, unknown> = {};
+  const errno = handle.getsockname?.(out) ?? 0;
+  if (errno !== 0) {
+    handle.close();
+    throw bindError(address, errno);
+  }
+  const host = address.host === undefined ? '' : family === 6 ? `[${address.host}]` : address.host;
+  return { handle, info: { address: `${host}:${String(out.port)}`, kind: 'tcp' } };
+}
+
+/** Binds every address, in order. On any failure the ones already bound are closed. */
+export async function bindAll(addresses: readonly ParsedAddress[]): Promise<BoundListener[]> {
+  const bound: BoundListener[] = [];
+  try {
+    for (const address of addresses) bound.push(await bindOne(address));
+    return bound;
+  } catch (error) {
+    closeAll(bound);
+    throw error;
+  }
+}
+
+/** Closes the master's handles; for unix sockets the master, as binder, removes the file. */
+export function closeAll(listeners: readonly BoundListener[]): void {
+  for (const listener of listeners) listener.handle.close();
+}
+
+/**
+ * Puts the bound sockets into LISTEN state without any process accepting on them, so clients
+ * queue in the backlog from the master's start (instead of being refused until the first child
+ * listens) and no other process can take the port meanwhile. The master cannot do it itself:
+ * libuv starts accepting wherever listen() is called. A throwaway node process calls listen()
+ * on inherited copies and exits in the same tick, before its event loop could ever accept.
+ */
+export async function startListening(listeners: readonly BoundListener[], backlog = 511): Promise<void> {
+  if (listeners.length === 0) return;
+  const script = `
+    const net = require('node:net');
+    for (let i = 0; i < ${listeners.length}; i++) {
+      const handle = net._createServerHandle(null, null, null, 3 + i);
+      if (typeof handle === 'number') process.exit(10);
+      if (handle.listen(${backlog}) !== 0) process.exit(11);
+    }
+    process.exit(0);`;
+  const primer = spawn(process.execPath, ['-e', script], {
+    stdio: ['ignore', 'ignore', 'inherit', ...listeners.map((listener) => listener.handle.fd)],
+    env: { PATH: process.env.PATH ?? '' },
+  });
+  const [code] = (await once(primer, 'exit')) as [number | null];
+  if (code !== 0) {
+    throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `could not put ${listeners.map((listener) => listener.info.address).join(', ')} into listening state (helper exited with ${code})`);
+  }
+}

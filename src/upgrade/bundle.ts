@@ -1,0 +1,424 @@
+/**
+ * The bundle on disk: stage a release into a temp file beside the real target while hashing it,
+ * swap it in with one rename under the bundle lock (the old one kept as `.previous`), roll back.
+ * A SIGKILL at any instant leaves the target complete, old or new; leftovers are stale temps.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import type { Readable, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { OverseerError, isOverseerError } from '../errors.js';
+import { withBundleLock } from './lock.js';
+
+export interface StageOptions {
+  /** The bundle the master runs; a symlink is followed and its target is what gets replaced. */
+  readonly bundlePath: string;
+  /** The published bytes, as a fetcher's `Release.open()` gives them. */
+  readonly body: Readable | AsyncIterable<Uint8Array>;
+  /** Inflate the published bytes; hashes of the raw bytes stay over what was published. */
+  readonly gzip?: boolean;
+  /** Cap on the written (inflated) bytes: the `maxBundleSize` option. */
+  readonly maxBytes: number;
+  readonly signal?: AbortSignal;
+  /** Called per chunk with the published bytes received so far and `expectedSize`. */
+  readonly onProgress?: (received: number, total: number | undefined) => void;
+  /** Published size the source announced; any other count fails the download. */
+  readonly expectedSize?: number;
+}
+
+export interface StagedRelease {
+  /** The temp file beside the target, with the target's extension and mode bits. */
+  readonly tempPath: string;
+  /** sha256 (hex) of the written content: the bundle's id once swapped in. */
+  readonly sha256: string;
+  /** sha256 (hex) of the bytes as published, for the source's checksum. */
+  readonly rawSha256: string;
+  /** BLAKE2b-512 of the bytes as published, the minisign prehash. */
+  readonly rawBlake2b512: Buffer;
+  /** Bytes written (inflated). */
+  readonly bytes: number;
+  /** Bytes as published. */
+  readonly rawBytes: number;
+  /** The real path the swap replaces (symlinks resolved). */
+  readonly targetPath: string;
+}
+
+/** Points of a swap a SIGKILL can land between; `onStep` sees each one, in this order. */
+export type SwapStep = 'locked' | 'previous-written' | 'previous-renamed' | 'renamed' | 'synced';
+
+export interface SwapOptions {
+  /** Bundle lock staleness in ms (see withBundleLock). @default 10000 */
+  readonly lockStale?: number;
+  /** Lock attempts after the first while another process holds it (see withBundleLock). @default 10 */
+  readonly lockRetries?: number;
+  /** Observes each step while the lock is held (debug logs, tests). */
+  readonly onStep?: (step: SwapStep) => void | Promise<void>;
+}
+
+export interface SwapResult {
+  readonly targetPath: string;
+  /** The replaced bundle, `<target>.previous`, with its mode bits. */
+  readonly previousPath: string;
+}
+
+const previousSuffix = '.previous';
+const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
+
+function tempNameParts(targetPath: string): { dir: string; stem: string; ext: string } {
+  const ext = path.extname(targetPath);
+  return { dir: path.dirname(targetPath), stem: path.basename(targetPath, ext), ext };
+}
+
+/** `.<stem>.overseer-<16 hex>.tmp<ext>` beside the target: Node still loads it as `<ext>`. */
+function createTempPath(targetPath: string): string {
+  const { dir, stem, ext } = tempNameParts(targetPath);
+  return path.join(dir, `.${stem}.overseer-${randomBytes(8).toString('hex')}.tmp${ext}`);
+}
+
+function tempNamePattern(targetPath: string): RegExp {
+  const { stem, ext } = tempNameParts(targetPath);
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^\\.${escape(stem)}\\.overseer-[0-9a-f]{16}\\.tmp${escape(ext)}$`);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function stageFailed(tempPath: string, error: unknown): OverseerError {
+  return new OverseerError(
+    'ERR_OVERSEER_SWAP_FAILED',
+    `cannot write the staged release ${tempPath}: ${errorText(error)}; the bundle's directory must be writable by the master and have room for a second copy`,
+    { subject: tempPath, cause: error },
+  );
+}
+
+function tooLarge(maxBytes: number, gzip: boolean, announced?: number): OverseerError {
+  const what = announced !== undefined ? ` (its source announced ${announced})` : gzip ? ' once inflated' : '';
+  return new OverseerError(
+    'ERR_OVERSEER_TOO_LARGE',
+    `the release is larger than ${maxBytes} bytes${what}; raise the \`maxBundleSize\` option if it is genuine`,
+    { subject: String(maxBytes) },
+  );
+}
+
+/** Counts and hashes what flows through, failing as soon as `limit` is passed. */
+class Meter extends Transform {
+  bytes = 0;
+  readonly #hashes: ReturnType<typeof createHash>[];
+  readonly #limit: number;
+  readonly #onLimit: () => Error;
+  readonly #onChunk: ((bytes: number) => void) | undefined;
+
+  constructor(algorithms: readonly string[], limit: number, onLimit: () => Error, onChunk?: (bytes: number) => void) {
+    super();
+    this.#hashes = algorithms.map((algorithm) => createHash(algorithm));
+    this.#limit = limit;
+    this.#onLimit = onLimit;
+    this.#onChunk = onChunk;
+  }
+
+  override _transform(chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+    this.bytes += data.byteLength;
+    if (this.bytes > this.#limit) {
+      callback(this.#onLimit());
+      return;
+    }
+    for (const hash of this.#hashes) hash.update(data);
+    try {
+      this.#onChunk?.(this.bytes);
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
+    callback(null, data);
+  }
+
+  digests(): Buffer[] {
+    return this.#hashes.map((hash) => hash.digest());
+  }
+}
+
+/**
+ * Streams a release into a temp file beside the real bundle, hashing it in constant memory.
+ * Rejects with ERR_OVERSEER_TOO_LARGE past `maxBytes` written, ERR_OVERSEER_DOWNLOAD_FAILED
+ * when the body breaks off, is aborted, is shorter or longer than `expectedSize`, is not gzip
+ * or is empty, ERR_OVERSEER_SWAP_FAILED when the file cannot be written. The temp file is
+ * removed on every failure; on success it is fsynced and left for verification.
+ */
+export async function stageRelease(options: StageOptions): Promise<StagedRelease> {
+  const { bundlePath, body, gzip = false, maxBytes, signal, onProgress, expectedSize } = options;
+  const downloadFailed = (what: string, cause?: unknown) =>
+    new OverseerError('ERR_OVERSEER_DOWNLOAD_FAILED', `the release download for ${bundlePath} ${what}`, {
+      subject: bundlePath,
+      ...(cause === undefined ? {} : { cause }),
+    });
+  if (signal?.aborted) throw downloadFailed('was aborted', signal.reason);
+  let targetPath: string;
+  let mode: number;
+  try {
+    targetPath = await realpath(bundlePath);
+    mode = (await stat(targetPath)).mode & 0o7777;
+  } catch (error) {
+    throw new OverseerError(
+      'ERR_OVERSEER_SWAP_FAILED',
+      `cannot read the bundle ${bundlePath}: ${errorText(error)}; set \`bundlePath\` to the file the master runs`,
+      { subject: bundlePath, cause: error },
+    );
+  }
+
+  // Deflate adds about 5 bytes per 64 KiB plus headers: the raw cap only stops endless padding.
+  const rawLimit = gzip ? maxBytes + Math.ceil(maxBytes / 1024) + 1024 : maxBytes;
+  if (expectedSize !== undefined && expectedSize > rawLimit) throw tooLarge(maxBytes, gzip, expectedSize);
+
+  const tempPath = createTempPath(targetPath);
+  try {
+    // Created apart from the stream so a failure never unlinks a file that was not ours.
+    await (await open(tempPath, 'wx', mode)).close();
+  } catch (error) {
+    throw stageFailed(tempPath, error);
+  }
+
+  let writeError: unknown;
+  try {
+    const rawMeter = new Meter(
+      ['sha256', 'blake2b512'],
+      expectedSize ?? rawLimit,
+      () =>
+        expectedSize !== undefined
+          ? downloadFailed(`sent more than the ${expectedSize} bytes announced`)
+          : tooLarge(maxBytes, gzip),
+      onProgress && ((received) => onProgress(received, expectedSize)),
+    );
+    const contentMeter = new Meter(['sha256'], maxBytes, () => tooLarge(maxBytes, gzip));
+    const file = createWriteStream(tempPath, { flags: 'r+' });
+    // Since Node 22 the pipeline destroys the file stream with an upstream error too, so only
+    // errors of the file's own system calls count as write failures.
+    file.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.syscall !== undefined && FILE_SYSCALLS.has(error.syscall)) writeError = error;
+    });
+    const streamOptions = signal === undefined ? {} : { signal };
+    try {
+      await (gzip
+        ? pipeline(body, rawMeter, createGunzip(), contentMeter, file, streamOptions)
+        : pipeline(body, rawMeter, contentMeter, file, streamOptions));
+    } catch (error) {
+      if (isOverseerError(error)) throw error;
+      if (signal?.aborted) throw downloadFailed('was aborted', signal.reason);
+      if (writeError !== undefined && error === writeError) throw stageFailed(tempPath, error);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (gzip && typeof code === 'string' && code.startsWith('Z_')) {
+        throw downloadFailed(`is not valid gzip (${errorText(error)}); publish it uncompressed or fix the .gz`, error);
+      }
+      throw downloadFailed(`broke off: ${errorText(error)}`, error);
+    }
+    if (expectedSize !== undefined && rawMeter.bytes !== expectedSize) {
+      throw downloadFailed(`ended after ${rawMeter.bytes} of the ${expectedSize} bytes announced`);
+    }
+    if (contentMeter.bytes === 0) throw downloadFailed('is empty');
+    try {
+      await syncFile(tempPath, mode);
+    } catch (error) {
+      throw stageFailed(tempPath, error);
+    }
+    const [rawSha256, rawBlake2b512] = rawMeter.digests() as [Buffer, Buffer];
+    const [sha256] = contentMeter.digests() as [Buffer];
+    return {
+      tempPath,
+      sha256: sha256.toString('hex'),
+      rawSha256: rawSha256.toString('hex'),
+      rawBlake2b512,
+      bytes: contentMeter.bytes,
+      rawBytes: rawMeter.bytes,
+      targetPath,
+    };
+  } catch (error) {
+    await unlinkIfExists(tempPath).catch(() => {});
+    throw error;
+  }
+}
+
+async function unlinkIfExists(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** Removes a staged release that will not be swapped in (verification failed, cancelled). */
+export async function discardStaged(staged: Pick<StagedRelease, 'tempPath'>): Promise<void> {
+  await unlinkIfExists(staged.tempPath);
+}
+
+/**
+ * Removes the temp files a killed master left beside the bundle's real target: regular files
+ * named exactly as this module names them for this bundle, nothing else. Returns their paths.
+ * `olderThan` (ms) spares temps modified more recently, such as another live master's download.
+ * Rejects with the file system error when the bundle cannot be resolved or its directory read.
+ */
+export async function cleanupStaleTemps(bundlePath: string, options: { readonly olderThan?: number } = {}): Promise<string[]> {
+  const targetPath = await realpath(bundlePath);
+  const dir = path.dirname(targetPath);
+  const pattern = tempNamePattern(targetPath);
+  const cutoff = Date.now() - (options.olderThan ?? 0);
+  const removed: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isFile() || !pattern.test(entry.name)) continue;
+    const file = path.join(dir, entry.name);
+    try {
+      if (options.olderThan !== undefined && (await stat(file)).mtimeMs > cutoff) continue;
+      await unlink(file);
+      removed.push(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return removed;
+}
+
+/**
+ * Makes the renames in `dir` survive a power loss. Best effort: it runs after the rename that
+ * already decided the outcome, and some platforms (Windows) cannot fsync a directory.
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // See above: nothing to undo and nothing the caller could do.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+/**
+ * Sets `mode` (open() and copyFile() modes went through the umask) and flushes the file to disk,
+ * so the rename that follows can only ever expose complete contents.
+ */
+async function syncFile(file: string, mode: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.chmod(mode & 0o7777);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Copies `from` to a fresh temp beside `targetPath` with `from`'s mode, fsynced. */
+async function copyToTemp(from: string, targetPath: string): Promise<string> {
+  const tempPath = createTempPath(targetPath);
+  try {
+    const { mode } = await stat(from);
+    await copyFile(from, tempPath, constants.COPYFILE_FICLONE);
+    await syncFile(tempPath, mode);
+    return tempPath;
+  } catch (error) {
+    await unlinkIfExists(tempPath).catch(() => {});
+    throw error;
+  }
+}
+
+function assertLockHeld(signal: AbortSignal, lockPath: string): void {
+  if (!signal.aborted) return;
+  throw new OverseerError(
+    'ERR_OVERSEER_LOCKED',
+    `the bundle lock ${lockPath} was lost before the swap (the event loop stalled past lockStale, or the lock was removed); nothing was replaced`,
+    { subject: lockPath, cause: signal.reason },
+  );
+}
+
+/**
+ * Under the bundle lock: copies the target to `<target>.previous` (mode kept; written to a temp,
+ * fsynced, renamed over any older one), renames the staged file over the target, fsyncs the
+ * directory. Every replacement is a rename within one directory, so the target is always a
+ * complete file. Rejects with ERR_OVERSEER_LOCKED or ERR_OVERSEER_SWAP_FAILED, the target
+ * untouched; the staged file is then left for the caller to discard or retry.
+ */
+export async function swapBundle(staged: Pick<StagedRelease, 'tempPath' | 'targetPath'>, options: SwapOptions = {}): Promise<SwapResult> {
+  const { targetPath, tempPath } = staged;
+  const previousPath = targetPath + previousSuffix;
+  const onStep = options.onStep ?? (() => {});
+  return withBundleLock(
+    targetPath,
+    async (lost) => {
+      await onStep('locked');
+      let previousTemp: string | undefined;
+      try {
+        // Checked first so a vanished staged file does not cost the older `.previous`.
+        await stat(tempPath);
+        previousTemp = await copyToTemp(targetPath, targetPath);
+        await onStep('previous-written');
+        assertLockHeld(lost, `${targetPath}.lock`);
+        await rename(previousTemp, previousPath);
+        previousTemp = undefined;
+        await onStep('previous-renamed');
+        assertLockHeld(lost, `${targetPath}.lock`);
+        await rename(tempPath, targetPath);
+      } catch (error) {
+        if (previousTemp !== undefined) await unlinkIfExists(previousTemp).catch(() => {});
+        if (isOverseerError(error)) throw error;
+        throw new OverseerError(
+          'ERR_OVERSEER_SWAP_FAILED',
+          `cannot move ${tempPath} over ${targetPath}: ${errorText(error)}; the bundle was not changed`,
+          { subject: targetPath, cause: error },
+        );
+      }
+      await onStep('renamed');
+      await syncDirectory(path.dirname(targetPath));
+      await onStep('synced');
+      return { targetPath, previousPath };
+    },
+    lockOptions(options),
+  );
+}
+
+function lockOptions(options: SwapOptions): { stale?: number; retries?: number } {
+  return {
+    ...(options.lockStale === undefined ? {} : { stale: options.lockStale }),
+    ...(options.lockRetries === undefined ? {} : { retries: options.lockRetries }),
+  };
+}
+
+/**
+ * Rollback: under the bundle lock, puts a copy of `<target>.previous` over the target with one
+ * rename; `.previous` stays. `bundlePath` is best the real path StagedRelease and SwapResult
+ * give; a symlink is followed. Rejects with ERR_OVERSEER_SWAP_FAILED when there is no `.previous`.
+ */
+export async function restorePrevious(bundlePath: string, options: Omit<SwapOptions, 'onStep'> = {}): Promise<void> {
+  const targetPath = await realpath(bundlePath).catch(() => path.resolve(bundlePath));
+  const previousPath = targetPath + previousSuffix;
+  await withBundleLock(
+    targetPath,
+    async (lost) => {
+      let restoreTemp: string | undefined;
+      try {
+        restoreTemp = await copyToTemp(previousPath, targetPath);
+        assertLockHeld(lost, `${targetPath}.lock`);
+        await rename(restoreTemp, targetPath);
+        restoreTemp = undefined;
+      } catch (error) {
+        if (restoreTemp !== undefined) await unlinkIfExists(restoreTemp).catch(() => {});
+        if (isOverseerError(error)) throw error;
+        const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' && (error as NodeJS.ErrnoException).path === previousPath;
+        throw new OverseerError(
+          'ERR_OVERSEER_SWAP_FAILED',
+          missing
+            ? `there is no previous bundle ${previousPath} to restore; ${targetPath} was not changed`
+            : `cannot restore ${previousPath} over ${targetPath}: ${errorText(error)}`,
+          { subject: previousPath, cause: error },
+        );
+      }
+      await syncDirectory(path.dirname(targetPath));
+    },
+    lockOptions(options),
+  );
+}

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Load, ask } from '../helpers/load.ts';
+import { fixture, startMaster, tempDir, type RunningMaster } from '../helpers/master.ts';
+import { parseAddress } from '../../src/core/config.ts';
+
+const app = fixture('app.mjs');
+const masters: RunningMaster[] = [];
+after(() => Promise.all(masters.map((master) => master.stop())));
+
+async function start(addresses: string[]) {
+  const master = await startMaster(app, { env: { APP_ADDRESSES: JSON.stringify(addresses) } });
+  masters.push(master);
+  return master;
+}
+
+function getVia(target: { port: number; host: string } | { socketPath: string }): Promise<{ pid: number }> {
+  const options: net.NetConnectOpts = 'socketPath' in target ? { path: target.socketPath } : target;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(options, () => socket.end('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let data = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (data += chunk));
+    socket.on('end', () => resolve(JSON.parse(data.slice(data.indexOf('\r\n\r\n') + 4)) as { pid: number }));
+    socket.on('error', reject);
+  });
+}
+
+/** Established TCP connections whose socket is open in `pid` (Linux /proc). */
+function establishedConnections(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' });
+    const match = /^socket:\[(\d+)\]$/.exec(link);
+    if (match?.[1]) inodes.add(match[1]);
+  }
+  let count = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === '01' && fields[9] && inodes.has(fields[9])) count++;
+    }
+  }
+  return count;
+}
+
+describe('addresses', () => {
+  test('parses the address forms and rejects bad ones naming the value', () => {
+    assert.deepEqual(parseAddress(':3000'), { kind: 'tcp', host: undefined, port: 3000, text: ':3000' });
+    assert.deepEqual(parseAddress('127.0.0.1:80'), { kind: 'tcp', host: '127.0.0.1', port: 80, text: '127.0.0.1:80' });
+    assert.deepEqual(parseAddress('[::1]:0'), { kind: 'tcp', host: '::1', port: 0, text: '[::1]:0' });
+    assert.equal(parseAddress('unix:/tmp/a.sock').kind, 'unix');
+    for (const bad of ['localhost:3000', '127.0.0.1', '::1:3000', ':99999', 'unix:', '1.2.3.4:x']) {
+      assert.throws(() => parseAddress(bad), (error: Error & { code?: string }) => error.code === 'ERR_OVERSEER_BAD_ADDRESS' && error.message.includes(JSON.stringify(bad)));
+    }
+  });
+
+  test('binds :port, 127.0.0.1:port, [::1]:port and unix:/path at once, in order', async () => {
+    const dir = tempDir();
+    const socketPath = path.join(dir, 'app.sock');
+    const master = await start([':0', '127.0.0.1:0', '[::1]:0', `unix:${socketPath}`]);
+    const started = master.events.find((event) => event.type === 'master-started');
+    const bound = started?.type === 'master-started' ? started.addresses : [];
+    const [any, v4, v6] = bound.slice(0, 3).map((address) => Number(address.slice(address.lastIndexOf(':') + 1)));
+    assert.ok(any && v4 && v6, `real ports reported: ${bound.join(' ')}`);
+    assert.deepEqual(bound, [`:${any}`, `127.0.0.1:${v4}`, `[::1]:${v6}`, `unix:${socketPath}`]);
+    const pids = new Set<number>();
+    for (const target of [{ port: any, host: '127.0.0.1' }, { port: v4, host: '127.0.0.1' }, { port: v6, host: '::1' }, { socketPath }]) {
+      pids.add((await getVia(target)).pid);
+    }
+    assert.equal(pids.size, 1, 'one child serves every socket');
+    assert.ok(!pids.has(master.pid));
+    // A handoff keeps every socket: the new child serves all four.
+    master.process.kill('SIGUSR2');
+    const done = await master.waitFor('handoff-completed');
+    assert.equal((await getVia({ socketPath })).pid, done.to);
+    assert.equal((await getVia({ port: v6, host: '::1' })).pid, done.to);
+    await master.stop();
+    assert.equal(fs.existsSync(socketPath), false, 'the master removes its unix socket on exit');
+  });
+
+  test('clients connecting before the first child listens wait in the backlog, never refused', async () => {
+    const controlFile = path.join(tempDir(), 'control.json');
+    fs.writeFileSync(controlFile, JSON.stringify({ mode: 'slow-start' }));
+    const master = await startMaster(app, { noWait: true, env: { APP_CONTROL: controlFile, APP_ADDRESSES: JSON.stringify(['127.0.0.1:0']) } });
+    masters.push(master);
+    const early = await ask(master.port);
+    const ready = await master.waitFor('child-ready');
+    assert.equal(early.pid, ready.pid);
+    assert.ok(master.events.findIndex((event) => event.type === 'child-ready') >= 0);
+  });
+
+  test('port 0 binds a free port and reports it', async () => {
+    const master = await start(['127.0.0.1:0']);
+    assert.ok(master.port > 0);
+    assert.ok((await ask(master.port)).pid > 0);
+  });
+
+  test('EADDRINUSE fails fast with an error naming the address, before any child', async () => {
+    const blocker = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const master = startMaster(app, { env: { APP_ADDRESSES: JSON.stringify([`127.0.0.1:${port}`]) } });
+      await assert.rejects(master, (error: Error) => {
+        assert.match(error.message, new RegExp(`ERR_OVERSEER_ADDRESS_IN_USE|cannot bind 127\\.0\\.0\\.1:${port}`));
+        assert.match(error.message, /EADDRINUSE/);
+        return true;
+      });
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a live unix socket is in use; a stale socket file is replaced', async () => {
+    const dir = tempDir();
+    const live = path.join(dir, 'live.sock');
+    const holder = net.createServer().listen(live);
+    await new Promise((resolve) => holder.once('listening', resolve));
+    try {
+      await assert.rejects(startMaster(app, { env: { APP_ADDRESSES: JSON.stringify([`unix:${live}`]) } }), /another process listens there/);
+    } finally {
+      holder.close();
+    }
+    const stale = path.join(dir, 'stale.sock');
+    // A socket file nobody listens on, as a SIGKILLed master leaves behind.
+    const holderProcess = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((resolve) => holderProcess.stdout?.once('data', resolve));
+    holderProcess.kill('SIGKILL');
+    await new Promise((resolve) => holderProcess.once('exit', resolve));
+    assert.ok(fs.statSync(stale).isSocket(), 'a stale socket file is left');
+    const master = await start([`unix:${stale}`]);
+    assert.ok((await getVia({ socketPath: stale })).pid > 0);
+    await master.stop();
+  });
+
+  test('the master never accepts a connection itself', async () => {
+    const master = await start(['127.0.0.1:0']);
+    const load = new Load({ port: master.port, keepAlive: true, concurrency: 8, maxRequests: 2_000 });
+    let sampled = 0;
+    while (load.sent < 2_000 && sampled < 200) {
+      assert.equal(establishedConnections(master.pid), 0);
+      sampled++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    master.process.kill('SIGUSR2');
+    await master.waitFor('handoff-completed');
+    assert.equal(establishedConnections(master.pid), 0);
+    const result = await load.done;
+    assert.deepEqual(result.failures, []);
+    assert.ok(result.answers.every((answer) => answer.pid !== master.pid));
+  });
+});
