@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isAlive } from '../../test/helpers/master.ts';
+import { isAlive } from '../../support/process.ts';
 import { now, sleep } from './clock.ts';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -138,11 +138,4 @@ export async function until<T>(what: string, check: () => T | undefined | Promis
 }
 
 /** True while a process with this pid exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive } from '../../support/process.ts';

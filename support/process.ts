@@ -1,0 +1,11 @@
+/** Small process helpers the tests and the benchmarks share. */
+
+/** True while a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
