@@ -4,8 +4,6 @@
  */
 import { debuglog } from 'node:util';
 
-export type ChildExitReason = 'handoff' | 'shutdown' | 'crash' | 'failed' | 'master-gone';
-
 export type OverseerEvent =
   | { type: 'master-started'; at: number; pid: number; addresses: string[]; bundlePath: string; sha256: string }
   | { type: 'child-forked'; at: number; pid: number; generation: number; reason: string }

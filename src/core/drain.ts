@@ -67,10 +67,6 @@ export class Drainer {
     }
   }
 
-  get servers(): number {
-    return this.#servers.size;
-  }
-
   /** Drains every server; resolves when all are closed. Idempotent: later calls share the first. */
   drain(deadline: number): Promise<void> {
     this.#drained ??= this.#drainAll(deadline);

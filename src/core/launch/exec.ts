@@ -48,11 +48,6 @@ export class ExecLauncher implements Launcher {
     this.#options = options;
   }
 
-  /** The command changes when a release is swapped in: the next child runs the new one. */
-  get options(): ExecOptions {
-    return this.#options;
-  }
-
   async check(file: string, timeout: number): Promise<CheckAnswer> {
     const { command, args, bundlePath } = this.#options;
     // A program that cannot answer the check relies on the checksum, the signature and rollback.
