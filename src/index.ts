@@ -9,7 +9,7 @@ import { OverseerError } from './errors.js';
 import { createLog } from './events.js';
 import { exitProcess } from './core/exit.js';
 import { canBindHandles } from './core/listeners.js';
-import { startMaster } from './core/master.js';
+import { startMaster } from './core/start.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_CHILD, ROLE_ENV, childMessage } from './protocol.js';
 
 export { OverseerError, isOverseerError, CODES, type ErrorCode } from './errors.js';

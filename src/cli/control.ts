@@ -22,7 +22,8 @@ export interface ControlTarget {
   handoff(reason: string): Promise<HandoffResult>;
   shutdown(signal: NodeJS.Signals | undefined): void;
   forward(signal: NodeJS.Signals): void;
-  readonly pollNow: (() => void) | undefined;
+  /** Polls the release source now; false when the master has none. */
+  pollNow(): boolean;
 }
 
 export interface ControlServerOptions {
@@ -70,8 +71,7 @@ async function answer(options: ControlServerOptions, cmd: unknown): Promise<Cont
       return { ok: true, signal: options.reopenSignal, pid: serving.pid };
     }
     case 'upgrade':
-      if (!master.pollNow) return failure('no fetcher: this master was started without a release source; add "fetch" to its config file, or --fetch-url / --fetch-file');
-      master.pollNow();
+      if (!master.pollNow()) return failure('no fetcher: this master was started without a release source; add "fetch" to its config file, or --fetch-url / --fetch-file');
       return { ok: true };
     default:
       return failure(`unknown command ${JSON.stringify(cmd)}; the commands are ${CONTROL_COMMANDS.join(', ')}`);

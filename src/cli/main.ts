@@ -13,7 +13,8 @@ import { describeError, isOverseerError } from '../errors.js';
 import { createLog } from '../events.js';
 import { exitProcess } from '../core/exit.js';
 import { ExecLauncher, READY_FD_ENV } from '../core/launch/exec.js';
-import { startMaster, type Master } from '../core/master.js';
+import type { Master } from '../core/master.js';
+import { startMaster } from '../core/start.js';
 
 const USAGE = `usage: overseer run [options] [-- CMD [ARGS...]]
        overseer ctl status|restart|stop|reopen|upgrade [--json] [--control PATH | -c CONFIG]
@@ -108,16 +109,19 @@ async function startRun(settings: RunSettings): Promise<void> {
       check: settings.check,
     });
     // SIGHUP restarts too, as daemons do on reload (systemd's ExecReload=kill -HUP).
-    master = await startMaster(config, launcher, config.restartSignal === 'SIGHUP' ? [] : ['SIGHUP']);
+    master = await startMaster(config, {
+      launcher,
+      extraRestartSignals: config.restartSignal === 'SIGHUP' ? [] : ['SIGHUP'],
+      onStop: [async () => {
+        cleanup();
+        await lock.release();
+      }],
+    });
   } catch (error) {
     cleanup();
     await lock.release();
     throw error;
   }
-  master.onStop.push(async () => {
-    cleanup();
-    await lock.release();
-  });
 }
 
 async function runCommand(argv: string[]): Promise<void> {
