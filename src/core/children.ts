@@ -217,6 +217,8 @@ export class Children {
       drainMs = Date.now() - drainStart;
     }
     emit({ type: 'handoff-completed', reason, from: old?.pid, to: next.pid, timings: { readyMs, drainMs, totalMs: Date.now() - started } });
+    // The new child died while the old one drained; its exit left the decision to this handoff.
+    if (!this.#stopping && !this.#current) this.#options.onLost(this.#codeOf(next));
     return { ok: true, pid: next.pid };
   }
 
