@@ -254,7 +254,7 @@ describe('children: handoffs', () => {
   });
 });
 
-describe('respawn', () => {
+describe('respawner: backoff and the crash-loop limit', () => {
   function respawner(t: TestContext, limits: { minDelay: number; maxDelay: number; maxCrashes: number; window: number }) {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const events: EventBody[] = [];
