@@ -3,9 +3,9 @@
  * swap it in with one rename under the bundle lock (the old one kept as `.previous`), roll back.
  * A SIGKILL at any instant leaves the target complete, old or new; leftovers are stale temps.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { OverseerError, isOverseerError } from '../errors.js';
 import { withBundleLock } from './lock.js';
+import { createTempPath } from './temps.js';
 
 export interface StageOptions {
   /** The bundle the master runs; a symlink is followed and its target is what gets replaced. */
@@ -68,23 +69,6 @@ export interface SwapResult {
 
 const previousSuffix = '.previous';
 const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
-
-function tempNameParts(targetPath: string): { dir: string; stem: string; ext: string } {
-  const ext = path.extname(targetPath);
-  return { dir: path.dirname(targetPath), stem: path.basename(targetPath, ext), ext };
-}
-
-/** `.<stem>.overseer-<16 hex>.tmp<ext>` beside the target: Node still loads it as `<ext>`. */
-function createTempPath(targetPath: string): string {
-  const { dir, stem, ext } = tempNameParts(targetPath);
-  return path.join(dir, `.${stem}.overseer-${randomBytes(8).toString('hex')}.tmp${ext}`);
-}
-
-function tempNamePattern(targetPath: string): RegExp {
-  const { stem, ext } = tempNameParts(targetPath);
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^\\.${escape(stem)}\\.overseer-[0-9a-f]{16}\\.tmp${escape(ext)}$`);
-}
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -257,31 +241,7 @@ export async function discardStaged(staged: Pick<StagedRelease, 'tempPath'>): Pr
   await unlinkIfExists(staged.tempPath);
 }
 
-/**
- * Removes the temp files a killed master left beside the bundle's real target: regular files
- * named exactly as this module names them for this bundle, nothing else. Returns their paths.
- * `olderThan` (ms) spares temps modified more recently, such as another live master's download.
- * Rejects with the file system error when the bundle cannot be resolved or its directory read.
- */
-export async function cleanupStaleTemps(bundlePath: string, options: { readonly olderThan?: number } = {}): Promise<string[]> {
-  const targetPath = await realpath(bundlePath);
-  const dir = path.dirname(targetPath);
-  const pattern = tempNamePattern(targetPath);
-  const cutoff = Date.now() - (options.olderThan ?? 0);
-  const removed: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (!entry.isFile() || !pattern.test(entry.name)) continue;
-    const file = path.join(dir, entry.name);
-    try {
-      if (options.olderThan !== undefined && (await stat(file)).mtimeMs > cutoff) continue;
-      await unlink(file);
-      removed.push(file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  return removed;
-}
+export { cleanupStaleTemps } from './temps.js';
 
 /**
  * Makes the renames in `dir` survive a power loss. Best effort: it runs after the rename that
