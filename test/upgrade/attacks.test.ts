@@ -153,10 +153,10 @@ describe('attacks on the release path', () => {
     cleanups.push(() => master.stop());
     const serving = await ask(master.port);
     const rejected = await master.waitFor('upgrade-rejected');
-    assert.equal(rejected.code, 'ERR_OVERSEER_SIGNATURE_INVALID');
-    assert.equal(rejected.receivedSha256, sha256(hostile), 'the evidence names the bytes received');
     assert.ok(!fs.existsSync(path.join(app.dir, 'pwned')), 'nothing was written outside the release folder');
     assert.deepEqual(fs.readdirSync(app.releases).sort(), ['0.9.0', '1.0.0'], 'nothing was extracted at all');
+    assert.equal(rejected.code, 'ERR_OVERSEER_SIGNATURE_INVALID');
+    assert.equal(rejected.receivedSha256, sha256(hostile), 'the evidence names the bytes received');
     await assertUntouched(master, serving.pid, [[path.join(app.current, 'version.txt'), '1.0.0']]);
     assert.equal(fs.readlinkSync(`${app.current}.previous`), 'releases/0.9.0');
   });
@@ -206,8 +206,6 @@ describe('attacks on the release path', () => {
     const app = await fileApp(server, { source: v1, signature: true, config: { verify: { publicKey: key.publicKeyFile } } });
     const first = await app.start();
     const applied = await first.waitFor('upgrade-applied');
-    assert.equal(applied.version, '2.0.0');
-    assert.equal(fs.readFileSync(`${app.bundle}.overseer-version`, 'utf8').trim(), '2.0.0');
     await first.stop();
     // The genuine, correctly signed 1.0.0, replayed by the source after the master restarted.
     server.publish('/app.mjs', v1, { signature: key.sign(Buffer.from(v1), 'version:1.0.0 file:app.mjs') });
@@ -215,10 +213,12 @@ describe('attacks on the release path', () => {
     const master = await app.start();
     const serving = await ask(master.port);
     const rejected = await master.waitFor('upgrade-rejected');
+    await assertUntouched(master, serving.pid, [[app.bundle, installed], [`${app.bundle}.previous`, previous]]);
     assert.equal(rejected.code, 'ERR_OVERSEER_DOWNGRADE');
     assert.equal(rejected.version, '1.0.0');
-    await assertUntouched(master, serving.pid, [[app.bundle, installed], [`${app.bundle}.previous`, previous]]);
     assert.match(app.installed(), /release 2\.0\.0/);
+    assert.equal(applied.version, '2.0.0', 'installed as the version its signature names');
+    assert.equal(fs.readFileSync(`${app.bundle}.overseer-version`, 'utf8').trim(), '2.0.0');
   });
 
   test('4: a corrupted transfer does not ban the genuine release', async () => {
@@ -233,13 +233,13 @@ describe('attacks on the release path', () => {
     const serving = await ask(master.port);
     const rejected = await master.waitFor('upgrade-rejected');
     assert.equal(rejected.code, 'ERR_OVERSEER_CHECKSUM_MISMATCH');
-    assert.equal(rejected.receivedSha256, sha256(garbage));
-    assert.equal(rejected.declaredSha256, sha256(v2));
     await assertUntouched(master, serving.pid, [[app.bundle, installed], [`${app.bundle}.previous`, previous]]);
     // The next transfer brings the genuine bytes: they land.
     server.publish('/app.mjs', v2);
     assert.equal((await master.waitFor('upgrade-applied')).version, '2.0.0');
     assert.equal((await ask(master.port)).version, '2.0.0');
+    assert.equal(rejected.receivedSha256, sha256(garbage), 'the evidence: the bytes received');
+    assert.equal(rejected.declaredSha256, sha256(v2), 'the evidence: the sha256 declared');
   });
 
   test('4: a release refused for its signature is tried again once it is signed again', async () => {
