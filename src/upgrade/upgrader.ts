@@ -268,7 +268,13 @@ export class Upgrader {
     const { release, version } = attempt;
     const { sha256 } = candidate;
     const swapStart = Date.now();
-    await candidate.swap();
+    try {
+      await candidate.swap();
+    } catch (error) {
+      // Locked or not writable: nothing changed; the fetch loop backs off and tries again.
+      await candidate.discard();
+      throw error;
+    }
     timings.swapMs = Date.now() - swapStart;
     const previous = { sha256: this.#host.sha256, version: this.#version };
     this.#host.setBundle(sha256);
