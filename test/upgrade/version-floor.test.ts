@@ -85,7 +85,7 @@ describe('the version floor file', () => {
 });
 
 describe('Rejections', () => {
-  const release = (fields: Partial<Release>): Release => ({ source, open: async () => [] as Uint8Array[], ...fields });
+  const release = (fields: Partial<Release>): Release => ({ source, open: async () => (async function* () {})(), ...fields });
 
   test('a checksum mismatch is held against the bytes received, never the id or the declared sha256', () => {
     const rejections = new Rejections();
