@@ -4,9 +4,8 @@
  * A SIGKILL at any instant leaves the target complete, old or new; leftovers are stale temps.
  */
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, open, realpath, rename, stat, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { open, realpath, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
@@ -14,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { OverseerError, isOverseerError } from '../errors.js';
 import { withBundleLock } from './lock.js';
-import { createTempPath } from './temps.js';
+import { copyToTemp, createTempPath, syncDirectory, syncFile, unlinkIfExists } from './temps.js';
 
 export interface StageOptions {
   /** The bundle the master runs; a symlink is followed and its target is what gets replaced. */
@@ -228,64 +227,12 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
   }
 }
 
-async function unlinkIfExists(file: string): Promise<void> {
-  try {
-    await unlink(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-}
-
 /** Removes a staged release that will not be swapped in (verification failed, cancelled). */
 export async function discardStaged(staged: Pick<StagedRelease, 'tempPath'>): Promise<void> {
   await unlinkIfExists(staged.tempPath);
 }
 
 export { cleanupStaleTemps } from './temps.js';
-
-/**
- * Makes the renames in `dir` survive a power loss. Best effort: it runs after the rename that
- * already decided the outcome, and some platforms (Windows) cannot fsync a directory.
- */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // See above: nothing to undo and nothing the caller could do.
-  } finally {
-    await handle?.close().catch(() => {});
-  }
-}
-
-/**
- * Sets `mode` (open() and copyFile() modes went through the umask) and flushes the file to disk,
- * so the rename that follows can only ever expose complete contents.
- */
-async function syncFile(file: string, mode: number): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.chmod(mode & 0o7777);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Copies `from` to a fresh temp beside `targetPath` with `from`'s mode, fsynced. */
-async function copyToTemp(from: string, targetPath: string): Promise<string> {
-  const tempPath = createTempPath(targetPath);
-  try {
-    const { mode } = await stat(from);
-    await copyFile(from, tempPath, constants.COPYFILE_FICLONE);
-    await syncFile(tempPath, mode);
-    return tempPath;
-  } catch (error) {
-    await unlinkIfExists(tempPath).catch(() => {});
-    throw error;
-  }
-}
 
 function assertLockHeld(signal: AbortSignal, lockPath: string): void {
   if (!signal.aborted) return;

@@ -1,10 +1,12 @@
 /**
- * Names of the temp files staged beside a bundle, and the start-up cleanup of those a killed
- * master left. A temp's name carries the pid of the process writing it, so a master sharing the
+ * The temp files staged beside a bundle: their names, how they are made durable (fsync, mode),
+ * and the start-up cleanup of those a killed master left. A temp's name carries the pid of the process writing it, so a master sharing the
  * bundle never deletes another live master's download.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, realpath, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, open, readdir, realpath, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -78,4 +80,56 @@ export async function cleanupStaleTemps(bundlePath: string, options: CleanupOpti
     }
   }
   return removed;
+}
+
+export async function unlinkIfExists(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/**
+ * Makes the renames in `dir` survive a power loss. Best effort: it runs after the rename that
+ * already decided the outcome, and some platforms (Windows) cannot fsync a directory.
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // See above: nothing to undo and nothing the caller could do.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+/**
+ * Sets `mode` (open() and copyFile() modes went through the umask) and flushes the file to disk,
+ * so the rename that follows can only ever expose complete contents.
+ */
+export async function syncFile(file: string, mode: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.chmod(mode & 0o7777);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Copies `from` to a fresh temp beside `targetPath` with `from`'s mode, fsynced. */
+export async function copyToTemp(from: string, targetPath: string): Promise<string> {
+  const tempPath = createTempPath(targetPath);
+  try {
+    const { mode } = await stat(from);
+    await copyFile(from, tempPath, constants.COPYFILE_FICLONE);
+    await syncFile(tempPath, mode);
+    return tempPath;
+  } catch (error) {
+    await unlinkIfExists(tempPath).catch(() => {});
+    throw error;
+  }
 }
