@@ -29,7 +29,12 @@ export class Rejections {
   /** Remembers a refusal with `code`, keyed by what it rests on. */
   remember(release: Release, code: string, evidence: Evidence): void {
     const signature = signatureKey(release);
-    if (!BYTES_ONLY.has(code) && release.id !== undefined) this.#ids.add(`${release.id}\n${signature}`);
+    if (BYTES_ONLY.has(code)) {
+      // A mismatch relates the bytes to the declared sha256: a corrected sidecar is tried again.
+      if (evidence.rawSha256 !== undefined) this.#bytes.add(`${evidence.rawSha256.toLowerCase()}\n${signature}\n${declared(release)}`);
+      return;
+    }
+    if (release.id !== undefined) this.#ids.add(`${release.id}\n${signature}`);
     for (const sha of [evidence.rawSha256, evidence.sha256]) {
       if (sha !== undefined) this.#bytes.add(`${sha.toLowerCase()}\n${signature}`);
     }
@@ -42,8 +47,13 @@ export class Rejections {
     return release.sha256 !== undefined && this.#bytes.has(`${release.sha256.toLowerCase()}\n${signature}`);
   }
 
-  /** After download: these very bytes, with this signature, were refused. */
+  /** After download: these very bytes, with this signature (and for a mismatch, this declared sha256), were refused. */
   refusedBytes(release: Release, sha256: string): boolean {
-    return this.#bytes.has(`${sha256.toLowerCase()}\n${signatureKey(release)}`);
+    const key = `${sha256.toLowerCase()}\n${signatureKey(release)}`;
+    return this.#bytes.has(key) || this.#bytes.has(`${key}\n${declared(release)}`);
   }
+}
+
+function declared(release: Release): string {
+  return release.sha256?.toLowerCase() ?? '-';
 }

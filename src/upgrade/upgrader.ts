@@ -111,8 +111,9 @@ export class Upgrader {
       const verifyStart = Date.now();
       let signedVersion: string | undefined;
       try {
-        ({ signedVersion } = verifyIntegrity(staged, release, this.#config.verify));
+        // The same bytes refused before (a corrupted transfer repeated, a replay without an id).
         if (this.#rejections.refusedBytes(release, staged.rawSha256)) return this.#skipOnce(release, 'rejected-before', staged.rawSha256);
+        ({ signedVersion } = verifyIntegrity(staged, release, this.#config.verify));
         attempt.candidate = await this.#prepare(staged);
         if (attempt.candidate.sha256 === this.#host.sha256) return await this.#alreadyInstalled(release, attempt.candidate);
         if (this.#rejections.refusedBytes(release, attempt.candidate.sha256)) {

@@ -94,6 +94,7 @@ describe('Rejections', () => {
     assert.equal(rejections.refusedBefore(release({ id: 'e1', sha256: declared })), false);
     assert.equal(rejections.refusedBytes(release({ id: 'e1', sha256: declared }), 'b'.repeat(64)), true);
     assert.equal(rejections.refusedBytes(release({ id: 'e1', sha256: declared }), declared), false);
+    assert.equal(rejections.refusedBytes(release({ id: 'e1', sha256: 'b'.repeat(64) }), 'b'.repeat(64)), false, 'a corrected sidecar is tried again');
   });
 
   test('a refusal is keyed by the signature offered: signed again, tried again', () => {
