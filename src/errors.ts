@@ -22,6 +22,7 @@ export const CODES = {
   ERR_OVERSEER_SIGNATURE_MISSING: 'verify.publicKey is set and the release has no signature',
   ERR_OVERSEER_CHECK_FAILED: 'a staged release did not answer the echo-token check',
   ERR_OVERSEER_DOWNGRADE: 'a release reports a lower version than the running one',
+  ERR_OVERSEER_VERSION_UNTRUSTED: 'verify.publicKey is set and a release carries no version that can be trusted',
   ERR_OVERSEER_UPGRADE_CANCELLED: 'preUpgrade threw, cancelling the upgrade',
   ERR_OVERSEER_LOCKED: 'another process holds the bundle lock',
   ERR_OVERSEER_SWAP_FAILED: 'the staged release could not be moved into place',

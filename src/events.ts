@@ -19,7 +19,11 @@ export type OverseerEvent =
   | { type: 'upgrade-available'; at: number; source: string; id: string | undefined; version: string | undefined }
   | { type: 'upgrade-progress'; at: number; source: string; received: number; total: number | undefined }
   | { type: 'upgrade-skipped'; at: number; source: string; why: 'same-sha256' | 'rejected-before' | 'known-id' }
-  | { type: 'upgrade-rejected'; at: number; source: string; sha256: string | undefined; error: string; code: string }
+  | {
+      type: 'upgrade-rejected'; at: number; source: string; sha256: string | undefined; error: string; code: string;
+      /** Evidence: sha256 of the bytes received as published, the sha256 the source declared, the version claimed. */
+      receivedSha256?: string | undefined; declaredSha256?: string | undefined; version?: string | undefined;
+    }
   | { type: 'upgrade-applied'; at: number; source: string; sha256: string; version: string | undefined; timings: UpgradeTimings; restart: boolean }
   | { type: 'upgrade-rolled-back'; at: number; source: string; sha256: string; error: string; code: 'ERR_OVERSEER_ROLLED_BACK' };
 

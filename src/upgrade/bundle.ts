@@ -3,10 +3,9 @@
  * swap it in with one rename under the bundle lock (the old one kept as `.previous`), roll back.
  * A SIGKILL at any instant leaves the target complete, old or new; leftovers are stale temps.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, realpath, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
@@ -14,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { OverseerError, isOverseerError } from '../errors.js';
 import { withBundleLock } from './lock.js';
+import { copyToTemp, createTempPath, syncDirectory, syncFile, unlinkIfExists } from './temps.js';
 
 export interface StageOptions {
   /** The bundle the master runs; a symlink is followed and its target is what gets replaced. */
@@ -68,23 +68,6 @@ export interface SwapResult {
 
 const previousSuffix = '.previous';
 const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
-
-function tempNameParts(targetPath: string): { dir: string; stem: string; ext: string } {
-  const ext = path.extname(targetPath);
-  return { dir: path.dirname(targetPath), stem: path.basename(targetPath, ext), ext };
-}
-
-/** `.<stem>.overseer-<16 hex>.tmp<ext>` beside the target: Node still loads it as `<ext>`. */
-function createTempPath(targetPath: string): string {
-  const { dir, stem, ext } = tempNameParts(targetPath);
-  return path.join(dir, `.${stem}.overseer-${randomBytes(8).toString('hex')}.tmp${ext}`);
-}
-
-function tempNamePattern(targetPath: string): RegExp {
-  const { stem, ext } = tempNameParts(targetPath);
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^\\.${escape(stem)}\\.overseer-[0-9a-f]{16}\\.tmp${escape(ext)}$`);
-}
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -244,88 +227,12 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
   }
 }
 
-async function unlinkIfExists(file: string): Promise<void> {
-  try {
-    await unlink(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-}
-
 /** Removes a staged release that will not be swapped in (verification failed, cancelled). */
 export async function discardStaged(staged: Pick<StagedRelease, 'tempPath'>): Promise<void> {
   await unlinkIfExists(staged.tempPath);
 }
 
-/**
- * Removes the temp files a killed master left beside the bundle's real target: regular files
- * named exactly as this module names them for this bundle, nothing else. Returns their paths.
- * `olderThan` (ms) spares temps modified more recently, such as another live master's download.
- * Rejects with the file system error when the bundle cannot be resolved or its directory read.
- */
-export async function cleanupStaleTemps(bundlePath: string, options: { readonly olderThan?: number } = {}): Promise<string[]> {
-  const targetPath = await realpath(bundlePath);
-  const dir = path.dirname(targetPath);
-  const pattern = tempNamePattern(targetPath);
-  const cutoff = Date.now() - (options.olderThan ?? 0);
-  const removed: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (!entry.isFile() || !pattern.test(entry.name)) continue;
-    const file = path.join(dir, entry.name);
-    try {
-      if (options.olderThan !== undefined && (await stat(file)).mtimeMs > cutoff) continue;
-      await unlink(file);
-      removed.push(file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  return removed;
-}
-
-/**
- * Makes the renames in `dir` survive a power loss. Best effort: it runs after the rename that
- * already decided the outcome, and some platforms (Windows) cannot fsync a directory.
- */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // See above: nothing to undo and nothing the caller could do.
-  } finally {
-    await handle?.close().catch(() => {});
-  }
-}
-
-/**
- * Sets `mode` (open() and copyFile() modes went through the umask) and flushes the file to disk,
- * so the rename that follows can only ever expose complete contents.
- */
-async function syncFile(file: string, mode: number): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.chmod(mode & 0o7777);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Copies `from` to a fresh temp beside `targetPath` with `from`'s mode, fsynced. */
-async function copyToTemp(from: string, targetPath: string): Promise<string> {
-  const tempPath = createTempPath(targetPath);
-  try {
-    const { mode } = await stat(from);
-    await copyFile(from, tempPath, constants.COPYFILE_FICLONE);
-    await syncFile(tempPath, mode);
-    return tempPath;
-  } catch (error) {
-    await unlinkIfExists(tempPath).catch(() => {});
-    throw error;
-  }
-}
+export { cleanupStaleTemps } from './temps.js';
 
 function assertLockHeld(signal: AbortSignal, lockPath: string): void {
   if (!signal.aborted) return;

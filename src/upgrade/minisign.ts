@@ -313,3 +313,15 @@ function preview(line: string): string {
 function describeType(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }
+
+/**
+ * The release version a signer put in the trusted comment: a `version:<semver>` word, as in
+ * `minisign -S -m app.mjs -t "version:1.2.3 file:app.mjs"` (words are separated by spaces or
+ * tabs; minisign's own default comment has none). Only meaningful once the signature verified.
+ */
+export function signedVersion(trustedComment: string): string | undefined {
+  for (const word of trustedComment.split(/[ \t]+/)) {
+    if (word.startsWith('version:') && word.length > 'version:'.length) return word.slice('version:'.length);
+  }
+  return undefined;
+}

@@ -1,13 +1,15 @@
 /**
- * One poll of the upgrade pipeline: ask the fetcher → skip what is installed or was rejected →
- * download to a temp file beside the bundle while hashing → verify (sha256, signature, echo-token
- * handshake, version) → preUpgrade → swap under the lock → ready-first handoff → on failure,
- * restore `.previous`, keep the old child, and never retry that release.
+ * One poll of the upgrade pipeline, as named steps over UpgradeHost:
+ *   ask → screen (installed / refused before) → download (stage while hashing) → verify bytes
+ *   (sha256, signature: before anything is extracted or run) → prepare (file, or extracted
+ *   folder) → check (echo token, trusted version) → preUpgrade → install (swap) → hand off →
+ *   on failure roll back.
+ * A step that refuses the release throws an OverseerError; poll() turns it into one
+ * `upgrade-rejected` event, remembers it (rejections.ts) and leaves the old child serving.
  */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { cleanupStaleTemps, discardStaged, restorePrevious, stageRelease, swapBundle, type StagedRelease } from './bundle.js';
-
+import { discardStaged, restorePrevious, stageRelease, swapBundle, type StagedRelease } from './bundle.js';
 import { OverseerError, describeError, isOverseerError } from '../errors.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
@@ -16,14 +18,13 @@ import { isFolderBundle } from './hash.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
 import type { UpgradeHost, UpgradeSettings } from './host.js';
-import { verifyDeclared, verifyIntegrity, verifyVersion } from './verify.js';
+import { Rejections } from './rejections.js';
+import { cleanupStaleTemps } from './temps.js';
+import { verifyDeclared, verifyIntegrity } from './verify.js';
+import { decideVersion, higher, readVersionFloor, writeVersionFloor } from './version-floor.js';
 
-/** Errors that say the release itself is bad: it is remembered and not downloaded again. */
-const RELEASE_FAULTS = new Set([
-  'ERR_OVERSEER_TOO_LARGE', 'ERR_OVERSEER_CHECKSUM_MISMATCH', 'ERR_OVERSEER_SIGNATURE_INVALID',
-  'ERR_OVERSEER_CHECK_FAILED',
-  'ERR_OVERSEER_DOWNGRADE',
-]);
+/** Errors a download can end with that say the release itself is bad (not the network). */
+const RELEASE_FAULTS = new Set(['ERR_OVERSEER_TOO_LARGE']);
 
 /** Downloads collect spent read buffers this often (see memory.ts). */
 const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
@@ -31,24 +32,36 @@ const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
 /** Progress events at most this often, so a fast download does not flood onEvent. */
 const PROGRESS_EVERY_MS = 250;
 
-/** A verified-to-be release on disk, ready to go live or be thrown away. */
+/** A release on disk whose bytes verified, ready to be checked, go live or be thrown away. */
 interface Candidate {
   /** What the echo-token check and preUpgrade see: the staged file or the extracted folder. */
   readonly path: string;
   readonly sha256: string;
   swap(): Promise<void>;
   restore(): Promise<void>;
+  /** Removes only what this poll created: never a folder that already existed (maybe live). */
   discard(): Promise<void>;
+}
+
+/** What one poll has learned so far, for the rejection event's evidence. */
+interface Attempt {
+  readonly release: Release;
+  readonly polled: number;
+  staged?: StagedRelease;
+  candidate?: Candidate;
+  version?: string | undefined;
 }
 
 export class Upgrader {
   readonly #host: UpgradeHost;
   readonly #config: UpgradeSettings;
   readonly #fetcher: Fetcher;
+  /** Version of the installed build, as far as known. */
   #version: string | undefined;
+  /** Highest version ever installed here (config.version, the state file, installs). */
+  #floor: string | undefined;
   #installedId: string | undefined;
-  readonly #rejectedIds = new Set<string>();
-  readonly #rejectedShas = new Set<string>();
+  readonly #rejections = new Rejections();
   readonly #reported = new Set<string>();
   #folder = false;
   readonly loop: FetchLoop;
@@ -58,6 +71,7 @@ export class Upgrader {
     this.#config = config;
     this.#fetcher = fetcher;
     this.#version = config.version;
+    this.#floor = config.version;
     this.loop = new FetchLoop({
       fetcher,
       minInterval: config.minFetchInterval,
@@ -69,113 +83,125 @@ export class Upgrader {
     });
   }
 
-  /** Removes temp files a killed master left, then starts polling. */
+  /** Removes temp files a killed master left, reads the version floor, then starts polling. */
   async start(): Promise<void> {
-    this.#folder = await isFolderBundle(this.#host.bundlePath);
-    const removed = await cleanupStaleTemps(this.#host.bundlePath).catch(() => []);
-    for (const file of removed) this.#host.log.debug(`removed stale temp file ${file}`);
-    const target = await fs.promises.realpath(this.#host.bundlePath).catch(() => this.#host.bundlePath);
-    if (await removeStaleLock(target)) this.#host.log.debug(`removed the stale lock of ${target}`);
+    const { bundlePath, log } = this.#host;
+    this.#folder = await isFolderBundle(bundlePath);
+    const removed = await cleanupStaleTemps(bundlePath).catch(() => []);
+    for (const file of removed) log.debug(`removed stale temp file ${file}`);
+    const target = await fs.promises.realpath(bundlePath).catch(() => bundlePath);
+    if (await removeStaleLock(target)) log.debug(`removed the stale lock of ${target}`);
+    this.#floor = higher(this.#floor, await readVersionFloor(bundlePath, (message) => log.warn(message)));
+    if (!this.#config.verify.publicKey && !this.#config.verify.allowDowngrade) {
+      log.warn('verify.publicKey is not set: an older release that reports no version cannot be detected as a downgrade (see docs/signing.md)');
+    }
     this.loop.start();
   }
 
   async poll(signal: AbortSignal): Promise<void> {
     const polled = Date.now();
-    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version });
-    if (result.type === 'none' || this.#host.stopping) return;
-    const { release } = result;
-    const source = release.source;
-    if (release.id !== undefined && (release.id === this.#installedId || this.#rejectedIds.has(release.id))) {
-      this.#skipOnce(release, release.id === this.#installedId ? 'known-id' : 'rejected-before');
-      return;
-    }
-    if (release.sha256 !== undefined && this.#rejectedShas.has(release.sha256.toLowerCase())) {
-      this.#skipOnce(release, 'rejected-before');
-      return;
-    }
-    try {
-      verifyDeclared(release, this.#config.verify);
-    } catch (error) {
-      // Not remembered: the checksum or signature may be published after the release.
-      const code = isOverseerError(error) ? error.code : '';
-      if (!this.#reported.has(`${code}:${release.id ?? ''}`)) {
-        this.#reported.add(`${code}:${release.id ?? ''}`);
-        this.#reject(release, undefined, error);
-      }
-      return;
-    }
-    this.#host.emit({ type: 'upgrade-available', source, id: release.id, version: release.version });
-
+    const release = await this.#ask(signal);
+    if (release === undefined || !this.#screen(release)) return;
+    this.#host.emit({ type: 'upgrade-available', source: release.source, id: release.id, version: release.version });
+    const attempt: Attempt = { release, polled };
     const downloadStart = Date.now();
-    const staged = await this.#download(release, signal);
-    if (!staged) return;
-    let candidate: Candidate | undefined;
+    const staged = await this.#download(attempt, signal);
+    if (staged === undefined) return;
     try {
-      try {
-        candidate = await this.#prepare(staged);
-      } catch (error) {
-        this.#remember(release, staged.sha256);
-        this.#reject(release, staged.sha256, error);
-        return;
-      }
-      const { sha256 } = candidate;
-      if (sha256 === this.#host.sha256) {
-        this.#installedId = release.id;
-        await candidate.discard();
-        this.#skipOnce(release, 'same-sha256', sha256);
-        return;
-      }
-      if (this.#rejectedShas.has(sha256)) {
-        this.#remember(release, undefined);
-        this.#host.emit({ type: 'upgrade-skipped', source, why: 'rejected-before' });
-        return;
-      }
       const verifyStart = Date.now();
-      let version: string | null;
+      let signedVersion: string | undefined;
       try {
-        verifyIntegrity(staged, release, this.#config.verify);
-        const answer = await this.#host.check(candidate.path, this.#config.checkTimeout);
-        version = answer.version;
-        verifyVersion(version, this.#version, this.#config.verify.allowDowngrade, source);
-        await this.#preUpgrade(candidate.path);
+        // The same bytes refused before (a corrupted transfer repeated, a replay without an id).
+        if (this.#rejections.refusedBytes(release, staged.rawSha256)) return this.#skipOnce(release, 'rejected-before', staged.rawSha256);
+        ({ signedVersion } = verifyIntegrity(staged, release, this.#config.verify));
+        attempt.candidate = await this.#prepare(staged);
+        if (attempt.candidate.sha256 === this.#host.sha256) return await this.#alreadyInstalled(release, attempt.candidate);
+        if (this.#rejections.refusedBytes(release, attempt.candidate.sha256)) {
+          await attempt.candidate.discard();
+          return this.#skipOnce(release, 'rejected-before', attempt.candidate.sha256);
+        }
+        attempt.version = await this.#check(attempt, attempt.candidate, signedVersion);
+        await this.#preUpgrade(attempt.candidate.path);
       } catch (error) {
-        if (!isOverseerError(error) || error.code !== 'ERR_OVERSEER_UPGRADE_CANCELLED') this.#remember(release, sha256);
-        await candidate.discard();
-        this.#reject(release, sha256, error);
+        // Cleaned up before the event, so whoever hears of the refusal finds nothing left.
+        await attempt.candidate?.discard();
+        await discardStaged(staged);
+        this.#refuse(attempt, error);
         return;
       }
-      const swapStart = Date.now();
-      await candidate.swap();
-      const previous = { sha256: this.#host.sha256, version: this.#version };
-      this.#host.setBundle(sha256);
-      this.#version = version ?? undefined;
-      this.#installedId = release.id;
-      const timings = { pollMs: downloadStart - polled, downloadMs: verifyStart - downloadStart, verifyMs: swapStart - verifyStart, swapMs: Date.now() - swapStart };
-      const restart = !this.#config.noRestart && !this.#config.noRestartAfterFetch;
-      if (!restart) {
-        this.#host.emit({ type: 'upgrade-applied', source, sha256, version: this.#version, timings, restart });
-        return;
-      }
-      const handoff = await this.#host.handoff('upgrade');
-      if (handoff.ok) {
-        this.#host.emit({ type: 'upgrade-applied', source, sha256, version: this.#version, timings, restart });
-        return;
-      }
-      if (this.#host.stopping) return;
-      await candidate.restore();
-      this.#host.setBundle(previous.sha256);
-      this.#version = previous.version;
-      this.#installedId = undefined;
-      this.#remember(release, sha256);
-      this.#host.emit({ type: 'upgrade-rolled-back', source, sha256, error: handoff.error.message, code: 'ERR_OVERSEER_ROLLED_BACK' });
+      const timings = { pollMs: downloadStart - polled, downloadMs: verifyStart - downloadStart, verifyMs: Date.now() - verifyStart, swapMs: 0 };
+      await this.#install(attempt, attempt.candidate, timings);
     } finally {
       await discardStaged(staged);
     }
   }
 
+  /** Step ask: what the source holds now, unless the host is stopping. */
+  async #ask(signal: AbortSignal): Promise<Release | undefined> {
+    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version });
+    return result.type === 'none' || this.#host.stopping ? undefined : result.release;
+  }
+
+  /** Step screen: false for what is installed, was refused before, or lacks what verify requires. */
+  #screen(release: Release): boolean {
+    const skip = release.id !== undefined && release.id === this.#installedId ? 'known-id' : this.#rejections.refusedBefore(release) ? 'rejected-before' : undefined;
+    if (skip !== undefined) {
+      this.#skipOnce(release, skip);
+      return false;
+    }
+    try {
+      verifyDeclared(release, this.#config.verify);
+      return true;
+    } catch (error) {
+      // Not remembered: the checksum or signature may be published after the release.
+      const key = `${isOverseerError(error) ? error.code : ''}:${release.id ?? ''}`;
+      if (!this.#reported.has(key)) {
+        this.#reported.add(key);
+        this.#emitRejected({ release, polled: 0 }, error);
+      }
+      return false;
+    }
+  }
+
+  /** Step download: stages the bytes beside the bundle. Undefined when the release is at fault (too large). */
+  async #download(attempt: Attempt, signal: AbortSignal): Promise<StagedRelease | undefined> {
+    const { release } = attempt;
+    let lastProgress = 0;
+    const pace = createCollectionPacer(COLLECT_EVERY_BYTES);
+    let body: Awaited<ReturnType<Release['open']>> | undefined;
+    try {
+      body = await release.open(signal);
+      // stageRelease touches the file system before it pipes the body: an error the body
+      // emits meanwhile must not go unhandled (the pipeline still sees the errored stream).
+      if (body instanceof Readable) body.on('error', () => {});
+      attempt.staged = await stageRelease({
+        bundlePath: this.#host.bundlePath,
+        body,
+        gzip: release.gzip === true,
+        maxBytes: this.#config.maxBundleSize,
+        signal,
+        ...(release.size === undefined ? {} : { expectedSize: release.size }),
+        onProgress: (received, total) => {
+          pace(received);
+          const now = Date.now();
+          if (now - lastProgress < PROGRESS_EVERY_MS && received !== total) return;
+          lastProgress = now;
+          this.#host.emit({ type: 'upgrade-progress', source: release.source, received, total });
+        },
+      });
+      return attempt.staged;
+    } catch (error) {
+      if (body instanceof Readable) body.destroy();
+      // Network trouble throws (the fetch loop backs off and retries); a release too large does not.
+      if (!isOverseerError(error) || !RELEASE_FAULTS.has(error.code)) throw error;
+      this.#refuse(attempt, error);
+      return undefined;
+    }
+  }
+
   /**
-   * What a staged download becomes: the file itself, or for a folder bundle the folder its
-   * archive extracts to. Extraction refuses unsafe archives (ERR_OVERSEER_CHECK_FAILED).
+   * Step prepare: what verified bytes become: the staged file itself, or for a folder bundle
+   * the folder its archive extracts to. Extraction refuses unsafe archives (ERR_OVERSEER_CHECK_FAILED).
    */
   async #prepare(staged: StagedRelease): Promise<Candidate> {
     const bundlePath = this.#host.bundlePath;
@@ -192,6 +218,8 @@ export class Upgrader {
       };
     }
     const installed = await installFolder(bundlePath, staged.tempPath);
+    // An existing releases/<hash> may be the live one: only a folder this poll made is ours to remove.
+    const created = (installed as { readonly created?: boolean }).created === true;
     let live = false;
     return {
       path: installed.dir,
@@ -202,65 +230,99 @@ export class Upgrader {
       },
       restore: () => restorePreviousFolder(bundlePath),
       discard: async () => {
-        if (!live) await discardFolder(installed.dir);
+        if (created && !live) await discardFolder(installed.dir);
       },
     };
   }
 
-  /** Undefined when the release itself is at fault (too large); network trouble throws. */
-  async #download(release: Release, signal: AbortSignal): Promise<StagedRelease | undefined> {
-    let lastProgress = 0;
-    const pace = createCollectionPacer(COLLECT_EVERY_BYTES);
-    let body: Awaited<ReturnType<Release['open']>> | undefined;
-    try {
-      body = await release.open(signal);
-      // stageRelease touches the file system before it pipes the body: an error the body
-      // emits meanwhile must not go unhandled (the pipeline still sees the errored stream).
-      if (body instanceof Readable) body.on('error', () => {});
-      return await stageRelease({
-        bundlePath: this.#host.bundlePath,
-        body,
-        gzip: release.gzip === true,
-        maxBytes: this.#config.maxBundleSize,
-        signal,
-        ...(release.size === undefined ? {} : { expectedSize: release.size }),
-        onProgress: (received, total) => {
-          pace(received);
-          const now = Date.now();
-          if (now - lastProgress < PROGRESS_EVERY_MS && received !== total) return;
-          lastProgress = now;
-          this.#host.emit({ type: 'upgrade-progress', source: release.source, received, total });
-        },
-      });
-    } catch (error) {
-      // A release too large for this master is a fault of the release, not of the network.
-      if (body instanceof Readable) body.destroy();
-      if (!isOverseerError(error) || !RELEASE_FAULTS.has(error.code)) throw error;
-      this.#remember(release, undefined);
-      this.#reject(release, undefined, error);
-      return undefined;
-    }
+  /** The source offers what is installed (a restart, no ETag, a replay): nothing is touched. */
+  async #alreadyInstalled(release: Release, candidate: Candidate): Promise<void> {
+    this.#installedId = release.id;
+    await candidate.discard();
+    this.#skipOnce(release, 'same-sha256', candidate.sha256);
   }
 
-  async #preUpgrade(tempPath: string): Promise<void> {
+  /** Step check: the echo-token handshake, then the version it may be installed as. */
+  async #check(attempt: Attempt, candidate: Candidate, signedVersion: string | undefined): Promise<string | undefined> {
+    const { release } = attempt;
+    const answer = await this.#host.check(candidate.path, this.#config.checkTimeout);
+    attempt.version = signedVersion ?? answer.version ?? release.version;
+    const { publicKey, allowDowngrade } = this.#config.verify;
+    return decideVersion(
+      { signed: signedVersion, handshake: answer.version, declared: release.version },
+      this.#floor,
+      { trusted: publicKey !== undefined, allowDowngrade, source: release.source },
+    );
+  }
+
+  async #preUpgrade(path: string): Promise<void> {
     if (!this.#config.preUpgrade) return;
     try {
-      await this.#config.preUpgrade(tempPath);
+      await this.#config.preUpgrade(path);
     } catch (error) {
       throw new OverseerError('ERR_OVERSEER_UPGRADE_CANCELLED', `preUpgrade cancelled the upgrade: ${describeError(error)}`, { cause: error });
     }
   }
 
-  #remember(release: Release, sha256: string | undefined): void {
-    if (release.id !== undefined) this.#rejectedIds.add(release.id);
-    if (sha256 !== undefined) this.#rejectedShas.add(sha256);
-    if (release.sha256 !== undefined) this.#rejectedShas.add(release.sha256.toLowerCase());
+  /** Steps install and hand off: swap under the lock, restart ready-first, roll back if it fails. */
+  async #install(attempt: Attempt, candidate: Candidate, timings: { pollMs: number; downloadMs: number; verifyMs: number; swapMs: number }): Promise<void> {
+    const { release, version } = attempt;
+    const { sha256 } = candidate;
+    const swapStart = Date.now();
+    try {
+      await candidate.swap();
+    } catch (error) {
+      // Locked or not writable: nothing changed; the fetch loop backs off and tries again.
+      await candidate.discard();
+      throw error;
+    }
+    timings.swapMs = Date.now() - swapStart;
+    const previous = { sha256: this.#host.sha256, version: this.#version };
+    this.#host.setBundle(sha256);
+    this.#version = version;
+    this.#installedId = release.id;
+    const restart = !this.#config.noRestart && !this.#config.noRestartAfterFetch;
+    const outcome = restart ? await this.#host.handoff('upgrade') : { ok: true as const };
+    if (outcome.ok) {
+      await this.#raiseFloor(version);
+      this.#host.emit({ type: 'upgrade-applied', source: release.source, sha256, version, timings, restart });
+      return;
+    }
+    if (this.#host.stopping) return;
+    await candidate.restore();
+    this.#host.setBundle(previous.sha256);
+    this.#version = previous.version;
+    this.#installedId = undefined;
+    this.#rejections.remember(release, 'ERR_OVERSEER_ROLLED_BACK', { rawSha256: attempt.staged?.rawSha256, sha256 });
+    this.#host.emit({ type: 'upgrade-rolled-back', source: release.source, sha256, error: outcome.error.message, code: 'ERR_OVERSEER_ROLLED_BACK' });
   }
 
-  #reject(release: Release, sha256: string | undefined, error: unknown): void {
+  /** Persists the highest version installed, so a restart does not reopen the downgrade window. */
+  async #raiseFloor(version: string | undefined): Promise<void> {
+    if (version === undefined) return;
+    const floor = this.#config.verify.allowDowngrade ? version : higher(this.#floor, version);
+    if (floor === undefined || floor === this.#floor) return;
+    this.#floor = floor;
+    await writeVersionFloor(this.#host.bundlePath, floor).catch((error: unknown) => {
+      this.#host.log.warn(`cannot write the version floor beside ${this.#host.bundlePath}: ${describeError(error)}; a restart starts from config.version`);
+    });
+  }
+
+  /** A step refused the release: remember it (unless preUpgrade only cancelled) and say so. */
+  #refuse(attempt: Attempt, error: unknown): void {
+    const code = isOverseerError(error) ? error.code : 'ERR_OVERSEER_CHECK_FAILED';
+    if (code !== 'ERR_OVERSEER_UPGRADE_CANCELLED') {
+      this.#rejections.remember(attempt.release, code, { rawSha256: attempt.staged?.rawSha256, sha256: attempt.candidate?.sha256 ?? attempt.staged?.sha256 });
+    }
+    this.#emitRejected(attempt, error);
+  }
+
+  #emitRejected(attempt: Attempt, error: unknown): void {
+    const { release, staged, candidate } = attempt;
     this.#host.emit({
-      type: 'upgrade-rejected', source: release.source, sha256, error: describeError(error),
+      type: 'upgrade-rejected', source: release.source, sha256: candidate?.sha256 ?? staged?.sha256, error: describeError(error),
       code: isOverseerError(error) ? error.code : 'ERR_OVERSEER_CHECK_FAILED',
+      receivedSha256: staged?.rawSha256, declaredSha256: release.sha256?.toLowerCase(), version: attempt.version ?? release.version,
     });
     this.#host.log.warn(`rejected ${release.source}: ${describeError(error)}`);
   }

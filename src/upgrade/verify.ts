@@ -1,17 +1,15 @@
 /**
  * Verification of a staged release before it may be swapped in: the source's sha256, the
  * minisign signature, the echo-token handshake (the staged file really starts as an overseer
- * program, and says its version), and no silent downgrade.
+ * program, and says its version). Versions and downgrades: version-floor.ts.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import semverLt from 'semver/functions/lt.js';
-import semverValid from 'semver/functions/valid.js';
 import type { StagedRelease } from './bundle.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { OverseerError } from '../errors.js';
 import type { Release } from './fetcher.js';
-import { parseSignature, verifySignature } from './minisign.js';
+import { parseSignature, signedVersion, verifySignature } from './minisign.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV, type CheckAnswer } from '../protocol.js';
 
 /** Output kept from a staged bundle under the check, for the error message. */
@@ -115,8 +113,12 @@ export function verifyDeclared(release: Release, verify: ResolvedConfig['verify'
   }
 }
 
-/** sha256 and minisign signature of the published bytes, before anything runs. */
-export function verifyIntegrity(staged: StagedRelease, release: Release, verify: ResolvedConfig['verify']): void {
+/**
+ * sha256 and minisign signature of the published bytes, computed while they streamed: run right
+ * after staging, before a single byte is extracted, run or moved. Returns the version the signer
+ * put in the trusted comment (`version:<semver>`), when there is a key and one.
+ */
+export function verifyIntegrity(staged: StagedRelease, release: Release, verify: ResolvedConfig['verify']): { readonly signedVersion: string | undefined } {
   verifyDeclared(release, verify);
   if (release.sha256 !== undefined && release.sha256.toLowerCase() !== staged.rawSha256) {
     throw new OverseerError(
@@ -125,23 +127,8 @@ export function verifyIntegrity(staged: StagedRelease, release: Release, verify:
       { subject: release.source },
     );
   }
-  if (verify.publicKey && release.signature !== undefined) {
-    const signature = parseSignature(release.signature, `the signature of ${release.source}`);
-    verifySignature(verify.publicKey, signature, { blake2b512: staged.rawBlake2b512 });
-  }
-}
-
-/** A release that reports a lower version than the running one needs verify.allowDowngrade. */
-export function verifyVersion(candidate: string | null, running: string | undefined, allowDowngrade: boolean, source: string): void {
-  if (allowDowngrade || candidate === null || running === undefined) return;
-  if (semverValid(candidate) === null) {
-    throw new OverseerError('ERR_OVERSEER_CHECK_FAILED', `${source} reports version ${JSON.stringify(candidate)}, which is not semver`, { subject: source });
-  }
-  if (semverValid(running) !== null && semverLt(candidate, running)) {
-    throw new OverseerError(
-      'ERR_OVERSEER_DOWNGRADE',
-      `${source} is version ${candidate}, older than the running ${running}; set verify.allowDowngrade to accept it`,
-      { subject: source },
-    );
-  }
+  if (!verify.publicKey || release.signature === undefined) return { signedVersion: undefined };
+  const signature = parseSignature(release.signature, `the signature of ${release.source}`);
+  const { trustedComment } = verifySignature(verify.publicKey, signature, { blake2b512: staged.rawBlake2b512 });
+  return { signedVersion: signedVersion(trustedComment) };
 }

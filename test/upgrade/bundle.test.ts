@@ -101,7 +101,7 @@ describe('stageRelease', () => {
       onProgress: (received, total) => progress.push([received, total]),
     });
     assert.equal(path.dirname(staged.tempPath), dir);
-    assert.match(path.basename(staged.tempPath), /^\.app\.overseer-[0-9a-f]{16}\.tmp\.mjs$/);
+    assert.match(path.basename(staged.tempPath), /^\.app\.overseer-\d+-[0-9a-f]{16}\.tmp\.mjs$/);
     assert.equal(staged.targetPath, bundle);
     assert.deepEqual(await readFile(staged.tempPath), content);
     assert.equal(staged.sha256, sha256(content));
@@ -132,7 +132,7 @@ describe('stageRelease', () => {
       await writeFile(bundlePath, 'x');
       const staged = await stageRelease({ bundlePath, body: chunksOf(Buffer.from('y')), maxBytes: 10 });
       const ext = path.extname(name).replaceAll('.', '\\.');
-      assert.match(path.basename(staged.tempPath), new RegExp(`^\\.app\\.overseer-[0-9a-f]{16}\\.tmp${ext}$`));
+      assert.match(path.basename(staged.tempPath), new RegExp(`^\\.app\\.overseer-\\d+-[0-9a-f]{16}\\.tmp${ext}$`));
       await discardStaged(staged);
     }
   });
@@ -356,7 +356,7 @@ describe('swapBundle and restorePrevious', () => {
     const staged = await stageRelease({ bundlePath: link, body: chunksOf(makeContent(2)), maxBytes: 1024 * 1024 });
     assert.equal(staged.targetPath, real);
     assert.equal(path.dirname(staged.tempPath), releases);
-    assert.match(path.basename(staged.tempPath), /^\.app-v1\.overseer-[0-9a-f]{16}\.tmp\.mjs$/);
+    assert.match(path.basename(staged.tempPath), /^\.app-v1\.overseer-\d+-[0-9a-f]{16}\.tmp\.mjs$/);
     await swapBundle(staged);
 
     assert.equal((await lstat(link)).isSymbolicLink(), true);
