@@ -58,7 +58,8 @@ export class OverseerError extends Error {
   readonly signal: NodeJS.Signals | null | undefined;
 
   constructor(code: ErrorCode, message: string, details: OverseerErrorDetails = {}) {
-    super(`overseer: ${message}`, details.cause === undefined ? undefined : { cause: details.cause });
+    // Plain: whoever prints the message adds `overseer: ` (the CLI's stderr, the log's own tag).
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
     this.subject = details.subject;
     this.pid = details.pid;

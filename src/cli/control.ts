@@ -59,7 +59,7 @@ async function answer(options: ControlServerOptions, cmd: unknown): Promise<Cont
       return { ok: true, status: { ...master.status(), ...options.describe?.() } };
     case 'restart': {
       const result = await master.handoff('ctl');
-      return result.ok ? { ok: true, pid: result.pid } : failure(result.error.message.replace(/^overseer: /, ''), result.error.code);
+      return result.ok ? { ok: true, pid: result.pid } : failure(result.error.message, result.error.code);
     }
     case 'stop':
       return { ok: true, pid: process.pid };

@@ -60,7 +60,7 @@ options (each overrides the same key of the config file):
 The master exits with CMD's exit code (128+N when a signal N ended it).`;
 
 function fail(message: string, usage: string | undefined): never {
-  process.stderr.write(`overseer: ${message.replace(/^overseer: /, '')}\n${usage === undefined ? '' : `\n${usage}\n`}`);
+  process.stderr.write(`overseer: ${message}\n${usage === undefined ? '' : `\n${usage}\n`}`);
   return exitProcess(2);
 }
 
@@ -167,6 +167,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`overseer: ${isOverseerError(error) ? error.message.replace(/^overseer: /, '') : describeError(error)}\n`);
+  process.stderr.write(`overseer: ${isOverseerError(error) ? error.message : describeError(error)}\n`);
   exitProcess(1);
 });
