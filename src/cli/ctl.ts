@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { controlPathOf } from './run-config.js';
+import { controlPathOf } from './run-config-file.js';
 import { CONTROL_COMMANDS, sendControl, type ControlCommand, type ControlResponse } from './control.js';
 import { OverseerError, describeError } from '../errors.js';
 import type { MasterStatus } from '../core/master.js';

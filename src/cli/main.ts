@@ -5,7 +5,7 @@
  * upgrades it from a release source, and answers `overseer ctl` on its control socket.
  */
 import fs from 'node:fs';
-import { loadRunSettings, type RunSettings } from './run-config.js';
+import { loadRunSettings, type RunSettings } from './run-settings.js';
 import { CTL_USAGE, runCtl } from './ctl.js';
 import { lockInstance } from './instance-lock.js';
 import { clearStaleSocket, startControlServer, type ControlServer } from './control.js';
