@@ -38,7 +38,8 @@ options (each overrides the same key of the config file):
   --terminate-timeout MS    drain deadline of an old child, then SIGKILL (default 30000)
   --ready-timeout MS        a new child must be ready by then or the old one stays (default 30000)
   --respawn, --no-respawn   start a new child when the child exits on its own (default off)
-  --bundle PATH             the file upgrades replace, whose sha256 names the build (default: CMD)
+  --bundle PATH             the file upgrades replace, whose sha256 names the build (default: CMD;
+                            with a release source, CMD must then be a file inside the working directory)
   --fetch JSON              the release source as the config file's "fetch" takes it, for S3, GitHub,
                             headers and sidecar URLs: '{"github":{"owner":"me","repo":"app"}}'
   --fetch-url URL           poll this URL for new releases of the bundle (an HttpFetcher)
@@ -77,6 +78,9 @@ function removePidFileSync(pidFile: string | undefined): void {
 async function startRun(settings: RunSettings): Promise<void> {
   const { config } = settings;
   const log = createLog(config, 'master');
+  // Say which file releases will replace before anything can replace it.
+  if (settings.fetchSource !== undefined) process.stderr.write(`[overseer master] releases (${settings.fetchSource}) replace the bundle ${config.bundlePath}\n`);
+  else log.debug(`bundle ${config.bundlePath} (its sha256 names the build; no release source)`);
   const lock = await lockInstance({ pidFile: settings.pidFile, control: settings.control, log });
   let master: Master | undefined;
   let control: ControlServer | undefined;
