@@ -4,7 +4,7 @@
  */
 
 export const CODES = {
-  ERR_OVERSEER_INVALID_CONFIG: 'run(), a fetcher or the supervisor was given an option it cannot use',
+  ERR_OVERSEER_INVALID_CONFIG: 'run(), `overseer run` (its config file or flags), an app.json, a fetcher or the supervisor was given an option it cannot use',
   ERR_OVERSEER_UNSUPPORTED: 'the master (with `required: true`) or the supervisor cannot run on this platform',
   ERR_OVERSEER_ALREADY_RUNNING: 'run() was called a second time in the same process',
   ERR_OVERSEER_BAD_ADDRESS: 'an address could not be parsed or bound',
