@@ -136,7 +136,8 @@ export function assertOptions(where: string | OptionNames, options: unknown, spe
   const names = typeof where === 'string' ? optionNames(where) : where;
   const known = Object.keys(spec);
   if (!isPlainObject(options)) {
-    throw invalidOption(`${names.owner} options`, `an object such as { ${known.filter((key) => spec[key]?.required).join(', ')} }`, options);
+    const needed = known.filter((key) => spec[key]?.required);
+    throw invalidOption(`${names.owner} options`, needed.length > 0 ? `an object such as { ${needed.join(', ')} }` : `an object of options (${known.join(', ')})`, options);
   }
   for (const key of Object.keys(options)) {
     if (Object.hasOwn(spec, key)) continue;
