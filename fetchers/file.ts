@@ -30,6 +30,8 @@ const QUIET_PERIOD = 250;
 const NONE: FetchResult = Object.freeze({ type: 'none' });
 
 export class FileFetcher implements Fetcher {
+  /** The options the constructor checks, for callers that name them their own way (`overseer run`'s file and flags). */
+  static readonly options: OptionSpec = SPEC;
   readonly name = 'file';
   readonly interval: number;
   readonly #path: string;

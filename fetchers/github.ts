@@ -95,6 +95,8 @@ const silent = () => {};
  * sha256 from a checksum file and its `.minisig`. Throws ERR_OVERSEER_INVALID_CONFIG on bad options.
  */
 export class GitHubFetcher implements Fetcher {
+  /** The options the constructor checks, for callers that name them their own way (`overseer run`'s file and flags). */
+  static readonly options: OptionSpec = SPEC;
   readonly name = 'github';
   readonly interval: number;
   readonly #owner: string;

@@ -70,6 +70,8 @@ interface Response {
 }
 
 export class HttpFetcher implements Fetcher {
+  /** The options the constructor checks, for callers that name them their own way (`overseer run`'s file and flags). */
+  static readonly options: OptionSpec = SPEC;
   readonly name = 'http';
   readonly interval: number;
   readonly #url: URL;

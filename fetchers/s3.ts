@@ -50,6 +50,8 @@ const DEFAULT_INTERVAL = 300_000;
  * (`x-amz-meta-sha256`, `x-amz-meta-version`). Throws ERR_OVERSEER_INVALID_CONFIG on bad options.
  */
 export class S3Fetcher implements Fetcher {
+  /** The options the constructor checks, for callers that name them their own way (`overseer run`'s file and flags). */
+  static readonly options: OptionSpec = SPEC;
   readonly name = 's3';
   readonly interval: number;
   readonly #bucket: string;

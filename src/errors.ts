@@ -4,7 +4,7 @@
  */
 
 export const CODES = {
-  ERR_OVERSEER_INVALID_CONFIG: 'run(), a fetcher or the supervisor was given an option it cannot use',
+  ERR_OVERSEER_INVALID_CONFIG: 'run(), `overseer run` (its config file or flags), an app.json, a fetcher or the supervisor was given an option it cannot use',
   ERR_OVERSEER_UNSUPPORTED: 'the master (with `required: true`) or the supervisor cannot run on this platform',
   ERR_OVERSEER_ALREADY_RUNNING: 'run() was called a second time in the same process',
   ERR_OVERSEER_BAD_ADDRESS: 'an address could not be parsed or bound',
@@ -60,7 +60,8 @@ export class OverseerError extends Error {
   readonly signal: NodeJS.Signals | null | undefined;
 
   constructor(code: ErrorCode, message: string, details: OverseerErrorDetails = {}) {
-    super(`overseer: ${message}`, details.cause === undefined ? undefined : { cause: details.cause });
+    // Plain: whoever prints the message adds `overseer: ` (the CLI's stderr, the log's own tag).
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
     this.subject = details.subject;
     this.pid = details.pid;

@@ -1,10 +1,30 @@
 /**
- * Option checks shared by run()'s config, the fetchers and the supervisor. A constructor
- * describes its options as a spec of rules and calls assertOptions(), which rejects a
- * non-object, unknown keys, missing required options and wrong values with
- * ERR_OVERSEER_INVALID_CONFIG naming `Owner.option`, what it expects and what it got.
+ * The one option check of overseer, shared by run()'s config, `overseer run`'s file and flags,
+ * app.json, the fetchers and the supervisor. Each describes its options as a spec of rules and
+ * calls assertOptions(), which rejects a non-object, unknown keys (with "did you mean"), missing
+ * required options and wrong values with ERR_OVERSEER_INVALID_CONFIG. The caller passes
+ * OptionNames saying how the user wrote each option (`config.address`, `--listen`,
+ * `listeners[1].address`, `web/app.json: command`), so no message is ever rewritten afterwards.
  */
 import { OverseerError } from './errors.js';
+
+/** How errors name options: what has them, and how the user wrote each one. */
+export interface OptionNames {
+  /** What the options belong to, for "X has no option": `config`, `HttpFetcher`, `web/app.json`. */
+  readonly owner: string;
+  /** The option at `path` (`address`, `verify.sha256`, `addresses[1]`) as the user wrote it. */
+  readonly of: (path: string) => string;
+}
+
+/** Names as `owner.path`, unless `of` says otherwise (a flag, a JSON path in a file). */
+export function optionNames(owner: string, of: (path: string) => string = (path) => `${owner}.${path}`): OptionNames {
+  return { owner, of };
+}
+
+/** The names of the options inside option `key` (an object-valued option such as `verify`). */
+export function nestedNames(names: OptionNames, key: string): OptionNames {
+  return { owner: names.of(key), of: (path) => names.of(`${key}.${path}`) };
+}
 
 /** One option's check. `test` is never called with undefined (absent options are skipped). */
 export interface OptionRule {
@@ -12,6 +32,11 @@ export interface OptionRule {
   readonly expected: string;
   readonly test: (value: unknown) => boolean;
   readonly required?: boolean;
+  /**
+   * A deeper check once `test` passed, for values with parts (an address, a nested object):
+   * it throws its own error, naming the part with `names`.
+   */
+  readonly inner?: (value: unknown, names: OptionNames, key: string) => void;
 }
 
 export type OptionSpec = Readonly<Record<string, OptionRule>>;
@@ -27,6 +52,15 @@ export function rule(expected: string, test: (value: unknown) => boolean): Optio
 
 export function required(base: OptionRule): OptionRule {
   return { ...base, required: true };
+}
+
+/** `base` plus a deeper check of the value's parts (see OptionRule.inner). */
+export function withInner(base: OptionRule, inner: NonNullable<OptionRule['inner']>): OptionRule {
+  return { ...base, inner };
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A value any of the rules accepts, e.g. an asset given as a name, a RegExp or a function. */
@@ -95,32 +129,40 @@ export function invalidOption(subject: string, expected: string, given: unknown)
 /**
  * Throws ERR_OVERSEER_INVALID_CONFIG unless `options` is a plain object whose keys are all in
  * `spec`, with every required one present and every present one accepted by its rule.
- * An option set to undefined counts as absent. `name` is the fetcher's class name.
+ * An option set to undefined counts as absent. `where` is the owner's name (a fetcher's class
+ * name; options are then named `Owner.option`) or OptionNames.
  */
-export function assertOptions(name: string, options: unknown, spec: OptionSpec): void {
+export function assertOptions(where: string | OptionNames, options: unknown, spec: OptionSpec): void {
+  const names = typeof where === 'string' ? optionNames(where) : where;
   const known = Object.keys(spec);
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidOption(`${name} options`, `an object such as { ${known.filter((key) => spec[key]?.required).join(', ')} }`, options);
+  if (!isPlainObject(options)) {
+    const needed = known.filter((key) => spec[key]?.required);
+    throw invalidOption(`${names.owner} options`, needed.length > 0 ? `an object such as { ${needed.join(', ')} }` : `an object of options (${known.join(', ')})`, options);
   }
-  const given = options as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
+  for (const key of Object.keys(options)) {
     if (Object.hasOwn(spec, key)) continue;
-    const hint = closest(key, known);
-    throw new OverseerError(
-      'ERR_OVERSEER_INVALID_CONFIG',
-      `${name} has no option ${JSON.stringify(key)}${hint === undefined ? '' : ` (did you mean ${JSON.stringify(hint)}?)`}; ` +
-        `its options are ${known.join(', ')}`,
-      { subject: `${name}.${key}` },
-    );
+    throw unknownOption(names, key, known);
   }
   for (const [key, check] of Object.entries(spec)) {
-    const value = given[key];
+    const value = options[key];
     if (value === undefined) {
-      if (check.required === true) throw invalidOption(`${name}.${key}`, `given (${check.expected})`, value);
+      if (check.required === true) throw invalidOption(names.of(key), `given (${check.expected})`, value);
       continue;
     }
-    if (!check.test(value)) throw invalidOption(`${name}.${key}`, check.expected, value);
+    if (!check.test(value)) throw invalidOption(names.of(key), check.expected, value);
+    check.inner?.(value, names, key);
   }
+}
+
+/** The error for a key no spec knows, with the nearest known one as "did you mean". */
+export function unknownOption(names: OptionNames, key: string, known: readonly string[]): OverseerError {
+  const hint = closest(key, known);
+  return new OverseerError(
+    'ERR_OVERSEER_INVALID_CONFIG',
+    `${names.owner} has no option ${JSON.stringify(key)}${hint === undefined ? '' : ` (did you mean ${JSON.stringify(hint)}?)`}; ` +
+      `its options are ${known.join(', ')}`,
+    { subject: names.of(key) },
+  );
 }
 
 /** The known key one edit (two for long keys) from a misspelt one, for "did you mean". */

@@ -60,7 +60,7 @@ async function answer(options: ControlServerOptions, cmd: unknown): Promise<Cont
       return { ok: true, status: { ...master.status(), ...options.describe?.() } };
     case 'restart': {
       const result = await master.handoff('ctl');
-      return result.ok ? { ok: true, pid: result.pid } : failure(result.error.message.replace(/^overseer: /, ''), result.error.code);
+      return result.ok ? { ok: true, pid: result.pid } : failure(result.error.message, result.error.code);
     }
     case 'stop':
       return { ok: true, pid: process.pid };
@@ -119,19 +119,28 @@ export async function askStatusPid(socketPath: string, timeout = 1_000): Promise
 export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
   const sockets = new Set<net.Socket>();
   let closed = false;
-  const server = net.createServer((socket) => {
+  // Half-open: a client may end its side right after the request; the answer still goes back.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     if (closed) return void socket.destroy();
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    socket.setTimeout(REQUEST_TIMEOUT, () => socket.destroy());
     let buffered = '';
     let handled = false;
     const respond = (response: ControlResponse, end: boolean) => {
-      if (socket.destroyed) return;
+      if (socket.destroyed || socket.writableEnded) return;
       socket.write(`${JSON.stringify(response)}\n`);
-      if (end) socket.end();
+      if (!end) return;
+      socket.end();
+      // A client that never reads its answer or never closes does not hold the connection open.
+      socket.setTimeout(REQUEST_TIMEOUT, () => socket.destroy());
     };
+    /** Every bad request gets one JSON answer with a code, then the connection ends. */
+    const refuse = (why: string) => {
+      handled = true;
+      respond(failure(why), true);
+    };
+    socket.setTimeout(REQUEST_TIMEOUT, () => (handled ? socket.destroy() : refuse(`no request line within ${REQUEST_TIMEOUT} ms`)));
     const handle = (line: string) => {
       handled = true;
       socket.setTimeout(0);
@@ -139,7 +148,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
       try {
         request = JSON.parse(line) as { cmd?: unknown };
       } catch {
-        return respond(failure('a control request is one line of JSON such as {"cmd":"status"}'), true);
+        return refuse('a control request is one line of JSON such as {"cmd":"status"}');
       }
       const cmd = typeof request === 'object' && request !== null ? request.cmd : undefined;
       options.log?.debug(`control request ${JSON.stringify(cmd)}`);
@@ -157,11 +166,15 @@ export async function startControlServer(options: ControlServerOptions): Promise
       if (handled) return;
       buffered += chunk;
       const newline = buffered.indexOf('\n');
-      if (newline !== -1) return handle(buffered.slice(0, newline));
-      if (buffered.length > MAX_REQUEST_BYTES) respond(failure(`a control request is at most ${MAX_REQUEST_BYTES} bytes`), true);
+      const line = newline === -1 ? buffered : buffered.slice(0, newline);
+      // Bounded whether or not the line has ended: nothing longer is parsed or kept.
+      if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) return refuse(`a control request is at most ${MAX_REQUEST_BYTES} bytes`);
+      if (newline !== -1) handle(line);
     });
     socket.once('end', () => {
-      if (!handled && buffered.trim() !== '') handle(buffered);
+      if (handled) return;
+      if (buffered.trim() === '') refuse('no request: send one line of JSON such as {"cmd":"status"}');
+      else handle(buffered);
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { controlPathOf } from './run-config.js';
+import { controlPathOf } from './run-config-file.js';
 import { CONTROL_COMMANDS, sendControl, type ControlCommand, type ControlResponse } from './control.js';
 import { OverseerError, describeError } from '../errors.js';
 import type { MasterStatus } from '../core/master.js';
@@ -66,7 +66,7 @@ export function formatStatus(status: StatusAnswer, now = Date.now()): string {
   } else if (handoff.type === 'handoff-completed') {
     lines.push(`handoff   completed ${duration(now - handoff.at)} ago (${handoff.reason}): ${handoff.from ?? '-'} -> ${handoff.to}, ready in ${handoff.timings.readyMs} ms, drained in ${handoff.timings.drainMs} ms`);
   } else {
-    lines.push(`handoff   failed ${duration(now - handoff.at)} ago (${handoff.reason}): ${handoff.code}: ${handoff.error.replace(/^overseer: /, '')}`);
+    lines.push(`handoff   failed ${duration(now - handoff.at)} ago (${handoff.reason}): ${handoff.code}: ${handoff.error}`);
   }
   const upgrade = status.lastUpgrade;
   if (!upgrade) {
@@ -75,7 +75,7 @@ export function formatStatus(status: StatusAnswer, now = Date.now()): string {
     lines.push(`upgrade   applied ${duration(now - upgrade.at)} ago: ${upgrade.sha256.slice(0, 12)}${upgrade.version ? ` (version ${upgrade.version})` : ''} from ${upgrade.source}${upgrade.restart ? '' : ', runs at the next restart'}`);
   } else {
     const what = upgrade.type === 'upgrade-rejected' ? 'rejected' : 'rolled back';
-    lines.push(`upgrade   ${what} ${duration(now - upgrade.at)} ago: ${upgrade.sha256?.slice(0, 12) ?? 'release'} from ${upgrade.source}: ${upgrade.code}: ${upgrade.error.replace(/^overseer: /, '')}`);
+    lines.push(`upgrade   ${what} ${duration(now - upgrade.at)} ago: ${upgrade.sha256?.slice(0, 12) ?? 'release'} from ${upgrade.source}: ${upgrade.code}: ${upgrade.error}`);
   }
   return `${lines.join('\n')}\n`;
 }

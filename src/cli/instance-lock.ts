@@ -3,6 +3,7 @@
  * proper-lockfile (a `<path>.lock` directory, loaded at first use, refreshed while held), so a
  * second master refuses to start, and a master killed with SIGKILL leaves a lock that goes stale.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { askStatusPid } from './control.js';
@@ -117,6 +118,26 @@ async function lockOne(
   }
 }
 
+/**
+ * Writes the pid file without following links: a fresh temp file beside it (exclusive create,
+ * no-follow, a random name), renamed over the pid file. A link planted at the pid file's path
+ * is replaced, never written through.
+ */
+async function writePidFile(pidFile: string): Promise<void> {
+  const temp = `${pidFile}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  const handle = await fs.promises.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+  try {
+    await handle.writeFile(`${process.pid}\n`);
+    await handle.close();
+    await fs.promises.rename(temp, pidFile);
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await fs.promises.unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
 /** Locks the pid file and the control socket path, then writes this process's pid into the pid file. */
 export async function lockInstance(options: InstanceLockOptions): Promise<InstanceLock> {
   const { pidFile, control } = options;
@@ -130,7 +151,7 @@ export async function lockInstance(options: InstanceLockOptions): Promise<Instan
   try {
     if (pidFile !== undefined) {
       releases.push(await lockOne(lockfile, pidFile, `the pid file ${pidFile}`, () => holderOf({ pidFile, control }), options));
-      await fs.promises.writeFile(pidFile, `${process.pid}\n`);
+      await writePidFile(pidFile);
     }
     if (control !== undefined) {
       releases.push(await lockOne(lockfile, control, `the control socket ${control}`, () => holderOf({ pidFile, control }), options));

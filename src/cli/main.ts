@@ -5,7 +5,7 @@
  * upgrades it from a release source, and answers `overseer ctl` on its control socket.
  */
 import fs from 'node:fs';
-import { loadRunSettings, type RunSettings } from './run-config.js';
+import { loadRunSettings, type RunSettings } from './run-settings.js';
 import { CTL_USAGE, runCtl } from './ctl.js';
 import { lockInstance } from './instance-lock.js';
 import { clearStaleSocket, startControlServer, type ControlServer } from './control.js';
@@ -39,7 +39,8 @@ options (each overrides the same key of the config file):
   --terminate-timeout MS    drain deadline of an old child, then SIGKILL (default 30000)
   --ready-timeout MS        a new child must be ready by then or the old one stays (default 30000)
   --respawn, --no-respawn   start a new child when the child exits on its own (default off)
-  --bundle PATH             the file upgrades replace, whose sha256 names the build (default: CMD)
+  --bundle PATH             the file upgrades replace, whose sha256 names the build (default: CMD;
+                            with a release source, CMD must then be a file inside the working directory)
   --fetch JSON              the release source as the config file's "fetch" takes it, for S3, GitHub,
                             headers and sidecar URLs: '{"github":{"owner":"me","repo":"app"}}'
   --fetch-url URL           poll this URL for new releases of the bundle (an HttpFetcher)
@@ -61,7 +62,7 @@ options (each overrides the same key of the config file):
 The master exits with CMD's exit code (128+N when a signal N ended it).`;
 
 function fail(message: string, usage: string | undefined): never {
-  process.stderr.write(`overseer: ${message.replace(/^overseer: /, '')}\n${usage === undefined ? '' : `\n${usage}\n`}`);
+  process.stderr.write(`overseer: ${message}\n${usage === undefined ? '' : `\n${usage}\n`}`);
   return exitProcess(2);
 }
 
@@ -78,6 +79,9 @@ function removePidFileSync(pidFile: string | undefined): void {
 async function startRun(settings: RunSettings): Promise<void> {
   const { config } = settings;
   const log = createLog(config, 'master');
+  // Say which file releases will replace before anything can replace it.
+  if (settings.fetchSource !== undefined) process.stderr.write(`[overseer master] releases (${settings.fetchSource}) replace the bundle ${config.bundlePath}\n`);
+  else log.debug(`bundle ${config.bundlePath} (its sha256 names the build; no release source)`);
   const lock = await lockInstance({ pidFile: settings.pidFile, control: settings.control, log });
   let master: Master | undefined;
   let control: ControlServer | undefined;
@@ -171,6 +175,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`overseer: ${isOverseerError(error) ? error.message.replace(/^overseer: /, '') : describeError(error)}\n`);
+  process.stderr.write(`overseer: ${isOverseerError(error) ? error.message : describeError(error)}\n`);
   exitProcess(1);
 });

@@ -1,13 +1,16 @@
 /**
- * The user's Config, its defaults, and normalizeConfig(): every check on it, done once,
- * synchronously, before anything binds or forks. The result is frozen and never the user's object.
+ * The user's Config, its defaults, its option spec (CONFIG_SPEC), and normalizeConfig(): every
+ * check on it, done once with the shared spec mechanism, synchronously, before anything binds or forks. The result is frozen and never the user's object.
  */
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import semverValid from 'semver/functions/valid.js';
 import { OverseerError } from '../errors.js';
-import { describeValue, invalidOption } from '../options.js';
+import {
+  assertOptions, describeValue, invalidOption, isPlainObject, nestedNames, optionNames, required, rule, rules, withInner,
+  type OptionNames, type OptionSpec,
+} from '../options.js';
 import { parsePublicKey, type MinisignPublicKey } from '../upgrade/minisign.js';
 import type { Fetcher } from '../upgrade/fetcher.js';
 import type { OverseerEvent } from '../events.js';
@@ -118,47 +121,96 @@ export const DEFAULTS = Object.freeze({
 /** Signals that cannot serve as the restart signal: uncatchable, or reserved by Node. */
 const UNUSABLE_RESTART_SIGNALS = new Set(['SIGKILL', 'SIGSTOP', 'SIGUSR1', 'SIGINT', 'SIGTERM']);
 
-const KNOWN_KEYS = new Set([
-  'program', 'address', 'addresses', 'fetcher', 'restartSignal', 'terminateTimeout', 'readyTimeout',
-  'minFetchInterval', 'preUpgrade', 'noRestart', 'noRestartAfterFetch', 'respawn', 'required', 'debug',
-  'noWarn', 'version', 'verify', 'onEvent', 'bundlePath', 'maxBundleSize', 'checkTimeout',
-]);
+/** A `[NAME=]ADDR` listener as `overseer run --listen` and app.json's "listen" take it. */
+export const LISTENER_NAME = /^[A-Za-z0-9_.-]{1,255}$/;
 
-function invalid(option: string, expected: string, given: unknown): OverseerError {
-  return invalidOption(`config.${option}`, expected, given);
+/** Splits `web=:8080` into its LISTEN_FDNAMES name and its address; without `NAME=`, the name is `fallback`. */
+export function splitListen(text: string, fallback: string): { readonly name: string; readonly address: string } {
+  const split = text.indexOf('=');
+  const name = text.slice(0, split);
+  return split > 0 && LISTENER_NAME.test(name) ? { name, address: text.slice(split + 1) } : { name: fallback, address: text };
 }
 
-function duration(config: Record<string, unknown>, key: string, fallback: number, prefix = ''): number {
-  const value = config[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw invalid(`${prefix}${key}`, 'a duration in milliseconds (a finite number >= 0)', value);
-  }
-  return value;
+const isDuration = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0;
+const duration = rule('a duration in milliseconds (a finite number >= 0)', isDuration);
+const flag = rules.boolean;
+
+const RESPAWN_SPEC: OptionSpec = {
+  minDelay: duration,
+  maxDelay: duration,
+  maxCrashes: rule('a whole number >= 1', (value) => Number.isInteger(value) && (value as number) >= 1),
+  window: duration,
+};
+
+const VERIFY_SPEC: OptionSpec = {
+  sha256: rule('"optional" or "required"', (value) => value === 'optional' || value === 'required'),
+  // Parsed (and its errors named) once, by normalizeConfig.
+  publicKey: rule('a minisign public key (the base64 line or the whole .pub file)', (value) => typeof value === 'string'),
+  allowDowngrade: flag,
+};
+
+function checkAddresses(value: unknown, names: OptionNames, key: string): void {
+  const seen = new Set<string>();
+  (value as unknown[]).forEach((item, index) => {
+    const name = names.of(`${key}[${index}]`);
+    if (typeof item !== 'string') throw invalidOption(name, 'a string such as ":3000"', item);
+    if (seen.has(item)) throw invalidOption(names.of(key), 'a list without repeats', item);
+    seen.add(item);
+  });
 }
 
-function flag(config: Record<string, unknown>, key: string): boolean {
-  const value = config[key];
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw invalid(key, 'true or false', value);
-  return value;
-}
+/** Every option of run(), checked by assertOptions; docs/config.md documents each key (a test checks). */
+export const CONFIG_SPEC: OptionSpec = {
+  program: required(rule('a function (state) => void | Promise<void>', (value) => typeof value === 'function')),
+  // Addresses are parsed (and their errors named) once, by normalizeConfig.
+  address: rule('a string such as ":3000" or "unix:/run/app.sock"', (value) => typeof value === 'string'),
+  addresses: withInner(rule('an array of address strings', Array.isArray), checkAddresses),
+  fetcher: withInner(
+    rule('a fetcher (an object with fetch(), such as new HttpFetcher({ url }))', (value) => isPlainObjectLike(value) && typeof (value as Partial<Fetcher>).fetch === 'function'),
+    (value, names, key) => {
+      const { interval } = value as Partial<Fetcher>;
+      if (!isDuration(interval)) throw invalidOption(names.of(`${key}.interval`), 'a duration in milliseconds', interval);
+    },
+  ),
+  restartSignal: rule(
+    'a catchable signal name other than SIGINT, SIGTERM and SIGUSR1, such as "SIGUSR2" or "SIGHUP"',
+    (value) => typeof value === 'string' && Object.hasOwn(os.constants.signals, value) && !UNUSABLE_RESTART_SIGNALS.has(value),
+  ),
+  terminateTimeout: duration,
+  readyTimeout: duration,
+  minFetchInterval: duration,
+  preUpgrade: rules.function,
+  noRestart: flag,
+  noRestartAfterFetch: flag,
+  respawn: withInner(rule('true, false or { minDelay, maxDelay, maxCrashes, window }', (value) => typeof value === 'boolean' || isPlainObject(value)), (value, names, key) => {
+    if (isPlainObject(value)) assertOptions(nestedNames(names, key), value, RESPAWN_SPEC);
+  }),
+  required: flag,
+  debug: flag,
+  noWarn: flag,
+  version: rule('a semver string such as "1.4.0"', (value) => typeof value === 'string' && semverValid(value) !== null),
+  verify: withInner(rule('{ sha256, publicKey, allowDowngrade }', isPlainObject), (value, names, key) => {
+    assertOptions(nestedNames(names, key), value, VERIFY_SPEC);
+  }),
+  onEvent: rules.function,
+  bundlePath: rule('a file path', (value) => typeof value === 'string' && value !== ''),
+  maxBundleSize: rule('a whole number of bytes > 0', (value) => Number.isSafeInteger(value) && (value as number) > 0),
+  checkTimeout: duration,
+};
 
-function optionalFunction<T>(config: Record<string, unknown>, key: string): T | undefined {
-  const value = config[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'function') throw invalid(key, 'a function', value);
-  return value as T;
+/** A fetcher may be a class instance, so any non-null object (not only a plain one). */
+function isPlainObjectLike(value: unknown): boolean {
+  return typeof value === 'object' && value !== null;
 }
 
 /**
  * Parses ':3000', '127.0.0.1:3000', '[::1]:3000', '3000' and 'unix:/path'. Hosts must be IP
  * literals: the master binds before any resolver would run, and a name could map to several
- * addresses.
+ * addresses. `name` is how the user wrote the option (`config.address`, `--listen`).
  */
-export function parseAddress(text: string, option = 'address'): ParsedAddress {
+export function parseAddress(text: string, name = 'config.address'): ParsedAddress {
   const fail = (why: string) =>
-    new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `config.${option} ${describeValue(text)} ${why}`, { subject: text });
+    new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `${name} ${describeValue(text)} ${why}`, { subject: text });
   if (text.startsWith('unix:')) {
     const socketPath = text.slice('unix:'.length);
     if (socketPath === '') throw fail('names no socket path; write it as "unix:/run/app.sock"');
@@ -189,145 +241,67 @@ export function parseAddress(text: string, option = 'address'): ParsedAddress {
   return { kind: 'tcp', host, port: Number(portText), text };
 }
 
-function resolveRespawn(value: unknown): Required<RespawnOptions> | undefined {
-  if (value === undefined || value === false) return undefined;
-  if (value === true) return DEFAULTS.respawn;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalid('respawn', 'true, false or { minDelay, maxDelay, maxCrashes, window }', value);
-  }
-  const options = value as Record<string, unknown>;
-  for (const key of Object.keys(options)) {
-    if (!(key in DEFAULTS.respawn)) throw invalid(`respawn.${key}`, 'one of minDelay, maxDelay, maxCrashes, window (unknown option)', options[key]);
-  }
-  const maxCrashes = options.maxCrashes ?? DEFAULTS.respawn.maxCrashes;
-  if (typeof maxCrashes !== 'number' || !Number.isInteger(maxCrashes) || maxCrashes < 1) {
-    throw invalid('respawn.maxCrashes', 'a whole number >= 1', maxCrashes);
-  }
-  return Object.freeze({
-    minDelay: duration(options, 'minDelay', DEFAULTS.respawn.minDelay, 'respawn.'),
-    maxDelay: duration(options, 'maxDelay', DEFAULTS.respawn.maxDelay, 'respawn.'),
-    maxCrashes,
-    window: duration(options, 'window', DEFAULTS.respawn.window, 'respawn.'),
-  });
-}
+const RUN_NAMES = optionNames('config');
 
-function resolveVerify(value: unknown): ResolvedConfig['verify'] {
-  if (value === undefined) return Object.freeze({ sha256: 'optional', publicKey: undefined, allowDowngrade: false });
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalid('verify', '{ sha256, publicKey, allowDowngrade }', value);
-  }
-  const options = value as Record<string, unknown>;
-  for (const key of Object.keys(options)) {
-    if (!['sha256', 'publicKey', 'allowDowngrade'].includes(key)) {
-      throw invalid(`verify.${key}`, 'one of sha256, publicKey, allowDowngrade (unknown option)', options[key]);
-    }
-  }
-  const sha256 = options.sha256 ?? 'optional';
-  if (sha256 !== 'optional' && sha256 !== 'required') throw invalid('verify.sha256', '"optional" or "required"', sha256);
-  const publicKey = options.publicKey === undefined ? undefined : parsePublicKey(options.publicKey as string, 'config.verify.publicKey');
-  const allowDowngrade = options.allowDowngrade ?? false;
-  if (typeof allowDowngrade !== 'boolean') throw invalid('verify.allowDowngrade', 'true or false', allowDowngrade);
-  return Object.freeze({ sha256, publicKey, allowDowngrade });
-}
-
-function resolveAddresses(config: Record<string, unknown>): ParsedAddress[] {
-  const { address, addresses } = config;
-  if (address !== undefined && addresses !== undefined) {
-    throw new OverseerError(
-      'ERR_OVERSEER_INVALID_CONFIG',
-      'config.address and config.addresses were both given; use address for one socket or addresses for several',
-      { subject: 'address' },
-    );
-  }
-  if (address !== undefined) {
-    if (typeof address !== 'string') throw invalid('address', 'a string such as ":3000" or "unix:/run/app.sock"', address);
-    return [parseAddress(address)];
-  }
-  if (addresses === undefined) return [];
-  if (!Array.isArray(addresses)) throw invalid('addresses', 'an array of address strings', addresses);
-  const parsed = addresses.map((item: unknown, index) => {
-    if (typeof item !== 'string') throw invalid(`addresses[${index}]`, 'a string such as ":3000"', item);
-    return parseAddress(item, `addresses[${index}]`);
-  });
-  const seen = new Set<string>();
-  for (const item of parsed) {
-    if (seen.has(item.text)) throw invalid('addresses', 'a list without repeats', item.text);
-    seen.add(item.text);
-  }
-  return parsed;
-}
-
-function resolveFetcher(value: unknown): Fetcher | undefined {
-  if (value === undefined) return undefined;
-  const candidate = value as Partial<Fetcher> | null;
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.fetch !== 'function') {
-    throw invalid('fetcher', 'a fetcher (an object with fetch(), such as new HttpFetcher({ url }))', value);
-  }
-  if (typeof candidate.interval !== 'number' || !Number.isFinite(candidate.interval) || candidate.interval < 0) {
-    throw invalid('fetcher.interval', 'a duration in milliseconds', candidate.interval);
-  }
-  return candidate as Fetcher;
-}
-
-function resolveSignal(value: unknown): NodeJS.Signals {
-  if (value === undefined) return DEFAULTS.restartSignal;
-  if (typeof value !== 'string' || !(value in os.constants.signals) || UNUSABLE_RESTART_SIGNALS.has(value)) {
-    throw invalid('restartSignal', 'a catchable signal name other than SIGINT, SIGTERM and SIGUSR1, such as "SIGUSR2" or "SIGHUP"', value);
-  }
-  return value as NodeJS.Signals;
-}
-
-/** Validates a Config and fills in defaults. Throws ERR_OVERSEER_INVALID_CONFIG naming the option. */
-export function normalizeConfig(input: unknown): ResolvedConfig {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+/**
+ * Validates a Config in one pass and fills in defaults. Throws ERR_OVERSEER_INVALID_CONFIG (or
+ * ERR_OVERSEER_BAD_ADDRESS) naming the option through `names`: `config.x` for run(), the flag or
+ * the file's key for `overseer run`.
+ */
+export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES): ResolvedConfig {
+  if (!isPlainObject(input)) {
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `run() needs a config object such as { program, address }; got ${describeValue(input)}`);
   }
-  const config = input as Record<string, unknown>;
-  for (const key of Object.keys(config)) {
-    if (!KNOWN_KEYS.has(key)) {
-      throw new OverseerError(
-        'ERR_OVERSEER_INVALID_CONFIG',
-        `config.${key} is not an option (known: ${[...KNOWN_KEYS].join(', ')})`,
-        { subject: key },
-      );
-    }
-  }
-  if (typeof config.program !== 'function') throw invalid('program', 'a function (state) => void | Promise<void>', config.program);
-  const version = config.version;
-  if (version !== undefined && (typeof version !== 'string' || semverValid(version) === null)) {
-    throw invalid('version', 'a semver string such as "1.4.0"', version);
+  assertOptions(names, input, CONFIG_SPEC);
+  const config = input as unknown as Config;
+  if (config.address !== undefined && config.addresses !== undefined) {
+    throw new OverseerError(
+      'ERR_OVERSEER_INVALID_CONFIG',
+      `${names.of('address')} and ${names.of('addresses')} were both given; use address for one socket or addresses for several`,
+      { subject: names.of('address') },
+    );
   }
   if (config.noRestart === true && config.respawn !== undefined && config.respawn !== false) {
-    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', 'config.respawn cannot be used with config.noRestart (a child that exits ends the master there); drop one of them', { subject: 'respawn' });
+    throw new OverseerError(
+      'ERR_OVERSEER_INVALID_CONFIG',
+      `${names.of('respawn')} cannot be used with ${names.of('noRestart')} (a child that exits ends the master there); drop one of them`,
+      { subject: names.of('respawn') },
+    );
   }
-  const bundlePath = config.bundlePath;
-  if (bundlePath !== undefined && (typeof bundlePath !== 'string' || bundlePath === '')) {
-    throw invalid('bundlePath', 'a file path', bundlePath);
-  }
-  const maxBundleSize = config.maxBundleSize ?? DEFAULTS.maxBundleSize;
-  if (typeof maxBundleSize !== 'number' || !Number.isSafeInteger(maxBundleSize) || maxBundleSize <= 0) {
-    throw invalid('maxBundleSize', 'a whole number of bytes > 0', maxBundleSize);
-  }
+  const addresses =
+    config.address !== undefined ? [parseAddress(config.address, names.of('address'))]
+    : (config.addresses ?? []).map((address, index) => parseAddress(address, names.of(`addresses[${index}]`)));
+  const respawn = config.respawn === true ? {} : config.respawn === false ? undefined : config.respawn;
+  const verify = config.verify ?? {};
   return Object.freeze({
-    program: config.program as ResolvedConfig['program'],
-    addresses: Object.freeze(resolveAddresses(config)),
-    fetcher: resolveFetcher(config.fetcher),
-    restartSignal: resolveSignal(config.restartSignal),
-    terminateTimeout: duration(config, 'terminateTimeout', DEFAULTS.terminateTimeout),
-    readyTimeout: duration(config, 'readyTimeout', DEFAULTS.readyTimeout),
-    minFetchInterval: duration(config, 'minFetchInterval', DEFAULTS.minFetchInterval),
-    preUpgrade: optionalFunction<ResolvedConfig['preUpgrade']>(config, 'preUpgrade'),
-    noRestart: flag(config, 'noRestart'),
-    noRestartAfterFetch: flag(config, 'noRestartAfterFetch'),
-    respawn: resolveRespawn(config.respawn),
-    required: flag(config, 'required'),
-    debug: flag(config, 'debug'),
-    noWarn: flag(config, 'noWarn'),
-    version: version as string | undefined,
-    verify: resolveVerify(config.verify),
-    onEvent: optionalFunction<ResolvedConfig['onEvent']>(config, 'onEvent'),
-    bundlePath: bundlePath === undefined ? undefined : path.resolve(bundlePath),
-    maxBundleSize,
-    checkTimeout: duration(config, 'checkTimeout', DEFAULTS.checkTimeout),
+    program: config.program,
+    addresses: Object.freeze(addresses),
+    fetcher: config.fetcher,
+    restartSignal: config.restartSignal ?? DEFAULTS.restartSignal,
+    terminateTimeout: config.terminateTimeout ?? DEFAULTS.terminateTimeout,
+    readyTimeout: config.readyTimeout ?? DEFAULTS.readyTimeout,
+    minFetchInterval: config.minFetchInterval ?? DEFAULTS.minFetchInterval,
+    preUpgrade: config.preUpgrade,
+    noRestart: config.noRestart ?? false,
+    noRestartAfterFetch: config.noRestartAfterFetch ?? false,
+    respawn: respawn === undefined ? undefined : Object.freeze({ ...DEFAULTS.respawn, ...definedOnly(respawn) }),
+    required: config.required ?? false,
+    debug: config.debug ?? false,
+    noWarn: config.noWarn ?? false,
+    version: config.version,
+    verify: Object.freeze({
+      sha256: verify.sha256 ?? 'optional',
+      publicKey: verify.publicKey === undefined ? undefined : parsePublicKey(verify.publicKey, names.of('verify.publicKey')),
+      allowDowngrade: verify.allowDowngrade ?? false,
+    }),
+    onEvent: config.onEvent,
+    bundlePath: config.bundlePath === undefined ? undefined : path.resolve(config.bundlePath),
+    maxBundleSize: config.maxBundleSize ?? DEFAULTS.maxBundleSize,
+    checkTimeout: config.checkTimeout ?? DEFAULTS.checkTimeout,
   });
+}
+
+/** An options object without its keys set to undefined (undefined counts as absent). */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseAddress } from '../core/config.js';
-import { OverseerError, describeError, isOverseerError } from '../errors.js';
+import { parseAddress, splitListen } from '../core/config.js';
+import { OverseerError, describeError } from '../errors.js';
 import { parsePublicKey } from '../upgrade/minisign.js';
-import { assertOptions, describeValue, rule, rules, type OptionSpec } from '../options.js';
+import { assertOptions, optionNames, rule, rules, withInner, type OptionSpec } from '../options.js';
 import { isSignalName } from '../supervisor/options.js';
 
 export const APP_FILE = 'app.json';
@@ -42,11 +42,19 @@ const SPEC: OptionSpec = {
       Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string') && value[0] !== ''),
     required: true,
   },
-  listen: rule('an array of "[NAME=]ADDR" strings such as ["web=:8080"]', (value) => Array.isArray(value) && value.every((item) => typeof item === 'string')),
+  // Each address is parsed as `overseer run --listen` parses it, so a bad one is refused here, naming app.json.
+  listen: withInner(
+    rule('an array of "[NAME=]ADDR" strings such as ["web=:8080"]', (value) => Array.isArray(value) && value.every((item) => typeof item === 'string')),
+    (value, names, key) => {
+      (value as string[]).forEach((item, index) => parseAddress(splitListen(item, '').address, names.of(`${key}[${index}]`)));
+    },
+  ),
   ready: rule('"notify" or { "delay": MS }', (value) =>
     value === 'notify' || (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1
       && Number.isInteger((value as { delay?: unknown }).delay) && ((value as { delay: number }).delay) >= 0)),
-  publicKey: rules.nonEmptyString,
+  publicKey: withInner(rules.nonEmptyString, (value, names, key) => {
+    parsePublicKey(value as string, names.of(key));
+  }),
   archives: rule('a whole number of archives to keep (0 or more)', (value) => Number.isInteger(value) && (value as number) >= 0),
   quietPeriod: milliseconds,
   env: rule('an object of variable names to string values', (value) =>
@@ -75,29 +83,12 @@ export async function readAppConfig(appDir: string): Promise<AppConfig> {
   return parseAppConfig(json, label);
 }
 
-/** Checks a parsed app.json; `label` names it in messages (e.g. "web/app.json"). */
+/** Checks a parsed app.json in one pass; `label` names it in messages (`web/app.json: command must be …`). */
 export function parseAppConfig(json: unknown, label: string): AppConfig {
-  try {
-    assertOptions(label, json, SPEC);
-  } catch (error) {
-    // "web/app.json.command must be" reads better as 'web/app.json: "command" must be'.
-    if (!isOverseerError(error) || error.subject === undefined || !error.subject.startsWith(`${label}.`)) throw error;
-    const key = error.subject.slice(label.length + 1);
-    throw new OverseerError(error.code, error.message.replace(/^overseer: /, '').replace(`${label}.${key}`, `${label}: "${key}"`), { subject: error.subject });
-  }
+  assertOptions(optionNames(label, (option) => `${label}: ${option}`), json, SPEC);
   const given = json as Record<string, unknown>;
   const listen = (given.listen as string[] | undefined) ?? [];
-  for (const item of listen) {
-    const address = /^[A-Za-z0-9_.-]+=(.+)$/.exec(item)?.[1] ?? item;
-    try {
-      parseAddress(address, 'listen');
-    } catch (error) {
-      const why = describeError(error).replace(/^overseer: config\.listen /, '');
-      throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `${label}: "listen" entry ${describeValue(item)}: ${why}`, { subject: `${label}.listen`, cause: error });
-    }
-  }
   const publicKey = given.publicKey as string | undefined;
-  if (publicKey !== undefined) parsePublicKey(publicKey, `${label}: "publicKey"`);
   const ready = given.ready as 'notify' | { delay: number } | undefined;
   return Object.freeze({
     command: Object.freeze([...(given.command as [string, ...string[]])]) as unknown as readonly [string, ...string[]],

@@ -84,12 +84,8 @@ const SPEC: OptionSpec = {
 
 /** Checks add()'s arguments; `subject` names the call in messages, e.g. `supervisor.add("web")`. */
 export function normalizeProcessOptions(subject: string, options: unknown): ResolvedProcessOptions {
-  if (options === undefined) options = {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidOption(`${subject} options`, 'an object such as { retries: 3, cwd: "/srv/app" }', options);
-  }
-  assertOptions(subject, options, SPEC);
-  const given = options as ProcessOptions;
+  const given = (options === undefined ? {} : options) as ProcessOptions;
+  assertOptions(subject, given, SPEC);
   const resolved: ResolvedProcessOptions = {
     cwd: given.cwd,
     env: Object.freeze({ ...given.env }),

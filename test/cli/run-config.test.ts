@@ -127,3 +127,27 @@ describe('overseer run -c: the config file', () => {
     assert.match(run('--public-key', '@missing.pub').stderr, /--public-key: cannot read the public key file .*missing\.pub/);
   });
 });
+
+describe('overseer run: one check of the merged settings names each option by the source that gave it', () => {
+  test('the file and the flags each named as written, with no message rewritten', () => {
+    const dir = scratch();
+    const file = writeJson(path.join(dir, 'overseer.config.json'), {
+      command: ['true'],
+      listeners: [{ name: 'web', address: ':0' }, 'localhost:81'],
+      verify: { publicKey: 'not-a-key' },
+      respawn: { minDelay: 5, maxcrashes: 3 },
+    });
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'run', '-c', file, ...args], { encoding: 'utf8' }).stderr;
+    // The file's respawn is checked whole, before the merge.
+    assert.match(run(), /overseer\.config\.json: respawn has no option "maxcrashes" \(did you mean "maxCrashes"\?\)/);
+    fs.writeFileSync(file, JSON.stringify({ command: ['true'], listeners: [{ name: 'web', address: ':0' }, 'localhost:81'], verify: { publicKey: 'not-a-key' } }));
+    assert.match(run(), /overseer\.config\.json: listeners\[1\]\.address "localhost:81" must use an IP literal/);
+    // --listen replaces the file's listeners: now the file's public key is the first bad option.
+    assert.match(run('--listen', ':0'), /^overseer: \/.*overseer\.config\.json: verify\.publicKey /);
+    // --public-key overrides it: the error names the flag, and the usage follows.
+    const flagged = run('--listen', ':0', '--public-key', 'still-not-a-key');
+    assert.match(flagged, /^overseer: --public-key /);
+    assert.match(flagged, /usage: overseer run/);
+    assert.doesNotMatch(flagged, /overseer: overseer:/, 'the prefix is printed once');
+  });
+});

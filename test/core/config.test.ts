@@ -19,8 +19,8 @@ describe('normalizeConfig', () => {
 
   const invalid: Array<[string, unknown, RegExp]> = [
     ['not an object', 42, /needs a config object.*got 42/],
-    ['unknown key', { program, adress: ':3000' }, /config\.adress is not an option/],
-    ['missing program', { address: ':3000' }, /config\.program must be a function.*got undefined/],
+    ['unknown key', { program, adress: ':3000' }, /config has no option "adress" \(did you mean "address"\?\); its options are program, address/],
+    ['missing program', { address: ':3000' }, /config\.program must be given \(a function.*got undefined/],
     ['wrong type', { program, noRestart: 'yes' }, /config\.noRestart must be true or false; got "yes"/],
     ['both address and addresses', { program, address: ':1', addresses: [':2'] }, /address and config\.addresses were both given/],
     ['negative duration', { program, terminateTimeout: -1 }, /config\.terminateTimeout must be a duration in milliseconds.*got -1/],
@@ -31,10 +31,10 @@ describe('normalizeConfig', () => {
     ['repeated address', { program, addresses: [':3000', ':3000'] }, /without repeats; got ":3000"/],
     ['restart signal SIGKILL', { program, restartSignal: 'SIGKILL' }, /config\.restartSignal must be a catchable signal.*got "SIGKILL"/],
     ['restart signal typo', { program, restartSignal: 'SIGUSR3' }, /got "SIGUSR3"/],
-    ['respawn unknown option', { program, respawn: { retries: 3 } }, /config\.respawn\.retries/],
+    ['respawn unknown option', { program, respawn: { retries: 3 } }, /config\.respawn has no option \"retries\"; its options are minDelay/],
     ['respawn with noRestart', { program, respawn: true, noRestart: true }, /noRestart/],
     ['verify sha256', { program, verify: { sha256: 'yes' } }, /config\.verify\.sha256 must be "optional" or "required"; got "yes"/],
-    ['verify unknown key', { program, verify: { publickey: 'x' } }, /config\.verify\.publickey/],
+    ['verify unknown key', { program, verify: { publickey: 'x' } }, /config\.verify has no option \"publickey\" \(did you mean \"publicKey\"\?\)/],
     ['bad public key', { program, verify: { publicKey: 'not a key' } }, /verify\.publicKey/],
     ['fetcher without fetch', { program, fetcher: { interval: 1 } }, /config\.fetcher must be a fetcher/],
     ['bad version', { program, version: 'one' }, /config\.version must be a semver.*got "one"/],

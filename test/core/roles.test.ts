@@ -39,14 +39,14 @@ describe('roles', () => {
     const source = `process.argv.splice(1); await import(${JSON.stringify(fixture('cli.mjs'))});`;
     const result = runNode(['--input-type=module', '-e', source], { APP_REQUIRED: 'true' });
     assert.equal(result.status, 9);
-    assert.match(result.stdout, /run failed: ERR_OVERSEER_UNSUPPORTED: overseer: the master cannot run/);
+    assert.match(result.stdout, /run failed: ERR_OVERSEER_UNSUPPORTED: the master cannot run/);
     assert.doesNotMatch(result.stdout, /program ran/);
   });
 
   test('invalid config throws before anything binds or forks', () => {
     const source = `import { run } from 'overseer'; try { run({ program() {}, adress: ':1' }); } catch (e) { console.log(e.code, e.message); }`;
     const result = runNode(['--input-type=module', '-e', source]);
-    assert.match(result.stdout, /ERR_OVERSEER_INVALID_CONFIG overseer: config\.adress is not an option/);
+    assert.match(result.stdout, /ERR_OVERSEER_INVALID_CONFIG config has no option "adress" \(did you mean "address"\?\)/);
   });
 
   test('run() twice in one process throws ERR_OVERSEER_ALREADY_RUNNING', () => {

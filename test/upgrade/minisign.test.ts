@@ -240,7 +240,7 @@ describe('malformed .minisig files', () => {
     } catch (error) {
       assert.ok(isOverseerError(error, 'ERR_OVERSEER_SIGNATURE_INVALID'));
       assert.equal(error.subject, 'sig-source');
-      assert.match(error.message, /^overseer: sig-source: line 1/);
+      assert.match(error.message, /^sig-source: line 1/);
     }
   });
 });
@@ -285,7 +285,7 @@ describe('malformed public keys (verify.publicKey)', () => {
     } catch (error) {
       assert.ok(isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG'));
       assert.equal(error.subject, 'releases.publicKey');
-      assert.match(error.message, /^overseer: releases\.publicKey is not valid base64/);
+      assert.match(error.message, /^releases\.publicKey is not valid base64/);
     }
   });
 });
