@@ -17,7 +17,7 @@ const target: ControlTarget = {
   },
   shutdown: () => void calls.push('shutdown'),
   forward: () => void calls.push('forward'),
-  pollNow: undefined,
+  pollNow: () => false,
 };
 
 let server: ControlServer;
