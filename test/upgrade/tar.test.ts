@@ -23,9 +23,15 @@ async function extracted(archive: Buffer): Promise<string> {
   return root;
 }
 
-/** Every file and link under `dir`, relative, sorted. */
-function listing(dir: string): string[] {
-  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
+/** Every path under `dir`, relative, sorted; links are listed, never followed (readdir's own recursion follows them on Node 20). */
+function listing(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true })) {
+    const item = path.join(prefix, entry.name);
+    out.push(item);
+    if (entry.isDirectory()) out.push(...listing(dir, item));
+  }
+  return out.sort();
 }
 
 describe('tar extraction', () => {
