@@ -6,8 +6,9 @@
  * previous target stays reachable as `<link>.previous` for rollback. An existing release folder
  * is never replaced, and neither the live one nor `.previous` is ever removed.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { OverseerError } from '../errors.js';
 import { manifestSha256 } from './hash.js';
@@ -22,8 +23,13 @@ export const DEFAULT_DEBRIS_AGE_MS = 60 * 60 * 1000;
 const PRUNE_GRACE_MS = 10 * 60 * 1000;
 /** Names this module gives to release folders (the manifest hash, 16 hex digits). */
 const RELEASE_NAME = /^[0-9a-f]{16}$/;
-/** `.overseer-<pid>-<random>.tmp.d`, or the older `.overseer-<random>.tmp.d` with no pid. */
-const TEMP_DIR = /^\.overseer-(?:(\d+)-)?[0-9a-f]{16}\.tmp\.d$/;
+/** `.overseer-<pid>-<host>-<random>.tmp.d`, or the older `.overseer-<random>.tmp.d`. */
+const TEMP_DIR = /^\.overseer-(?:(\d+)-([0-9a-f]{8})-)?[0-9a-f]{16}\.tmp\.d$/;
+/**
+ * Names carry the host too: a pid says nothing about a process of another host or container
+ * sharing the folder, whose debris is then judged by its age alone.
+ */
+const HOST = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 
 export interface InstalledFolder {
   /** The extracted release, beside the running one, named by its manifest hash. */
@@ -41,7 +47,7 @@ export interface SwapFolderOptions {
 /** Which link each folder installFolder made belongs to, so discardFolder can check it. */
 const installedFor = new Map<string, string>();
 
-const tempTag = () => `${process.pid}-${randomBytes(8).toString('hex')}`;
+const tempTag = () => `${process.pid}-${HOST}-${randomBytes(8).toString('hex')}`;
 
 async function requireLink(linkPath: string): Promise<string> {
   try {
@@ -205,13 +211,14 @@ function ownerGone(pid: number): boolean {
 /**
  * Removes what a killed master left: `.overseer-*.tmp.d` folders beside the release folders and
  * `<link>.overseer-*.tmp` / `<link>.previous.overseer-*.tmp` links beside the link — only those
- * whose owner pid is gone, or older than `olderThanMs` (another master may share the folder).
+ * whose owner pid (on this host) is gone, or older than `olderThanMs` (another master may share
+ * the folder).
  * Returns their paths.
  */
 export async function cleanupFolderDebris(linkPath: string, olderThanMs = DEFAULT_DEBRIS_AGE_MS): Promise<string[]> {
   const removed: string[] = [];
-  const stale = async (full: string, pid: string | undefined): Promise<boolean> => {
-    if (pid !== undefined && ownerGone(Number(pid))) return true;
+  const stale = async (full: string, pid: string | undefined, host: string | undefined): Promise<boolean> => {
+    if (pid !== undefined && host === HOST && ownerGone(Number(pid))) return true;
     const stat = await fs.lstat(full).catch(() => undefined);
     return stat !== undefined && Date.now() - stat.mtimeMs > olderThanMs;
   };
@@ -219,17 +226,17 @@ export async function cleanupFolderDebris(linkPath: string, olderThanMs = DEFAUL
   for (const entry of releases === undefined ? [] : await fs.readdir(releases, { withFileTypes: true })) {
     const match = TEMP_DIR.exec(entry.name);
     const full = path.join(releases as string, entry.name);
-    if (!match || !entry.isDirectory() || !(await stale(full, match[1]))) continue;
+    if (!match || !entry.isDirectory() || !(await stale(full, match[1], match[2]))) continue;
     await fs.rm(full, { recursive: true, force: true });
     removed.push(full);
   }
   const base = path.basename(linkPath);
   const escaped = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const tempLink = new RegExp(`^${escaped}(?:\\.previous)?\\.overseer-(?:(\\d+)-)?[0-9a-f]{16}\\.tmp$`);
+  const tempLink = new RegExp(`^${escaped}(?:\\.previous)?\\.overseer-(?:(\\d+)-([0-9a-f]{8})-)?[0-9a-f]{16}\\.tmp$`);
   for (const entry of await fs.readdir(path.dirname(linkPath), { withFileTypes: true })) {
     const match = tempLink.exec(entry.name);
     const full = path.join(path.dirname(linkPath), entry.name);
-    if (!match || !entry.isSymbolicLink() || !(await stale(full, match[1]))) continue;
+    if (!match || !entry.isSymbolicLink() || !(await stale(full, match[1], match[2]))) continue;
     await fs.rm(full, { force: true });
     removed.push(full);
   }

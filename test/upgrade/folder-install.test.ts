@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -15,6 +17,8 @@ import { isAlive, root, tempDir, until } from '../helpers/master.ts';
 import { tar } from './tar-archive.ts';
 
 const started: number[] = [];
+/** As folder.ts tags its temp names with the host. */
+const host = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 after(() => {
   for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 });
@@ -116,17 +120,19 @@ describe('debris of a killed master', () => {
       const name = fs.readdirSync(releases).find((entry) => entry.startsWith(`.overseer-${child.pid}-`));
       return name !== undefined && fs.existsSync(path.join(releases, name, 'a.txt')) ? path.join(releases, name) : undefined;
     });
-    assert.match(path.basename(temp), /^\.overseer-\d+-[0-9a-f]{16}\.tmp\.d$/);
+    assert.match(path.basename(temp), new RegExp(`^\\.overseer-${child.pid}-${host}-[0-9a-f]{16}\\.tmp\\.d$`));
     assert.deepEqual(await cleanupFolderDebris(current), [], 'a live master\'s extraction is spared');
 
     child.kill('SIGKILL');
     await exited;
     writer.destroy();
-    const tag = (pid: number) => `${pid}-${'0123456789abcdef'}`;
+    const tag = (pid: number, on = host) => `${pid}-${on}-${'0123456789abcdef'}`;
     const deadLink = `${current}.overseer-${tag(child.pid as number)}.tmp`;
     const liveLink = `${current}.overseer-${tag(process.pid)}.tmp`;
-    const oldLink = `${current}.previous.overseer-${process.pid}-fedcba9876543210.tmp`;
-    for (const link of [deadLink, liveLink, oldLink]) fs.symlinkSync('releases/1.0.0', link);
+    const oldLink = `${current}.previous.overseer-${process.pid}-${host}-fedcba9876543210.tmp`;
+    // A pid of another host (a container sharing the folder) proves nothing: young, it stays.
+    const otherHost = `${current}.overseer-${tag(child.pid as number, host === '00000000' ? '11111111' : '00000000')}.tmp`;
+    for (const link of [deadLink, liveLink, oldLink, otherHost]) fs.symlinkSync('releases/1.0.0', link);
     const when = new Date(Date.now() - 2 * 3600_000);
     fs.lutimesSync(oldLink, when, when);
     fs.writeFileSync(path.join(dir, 'current.overseer-notes'), 'not ours');
@@ -134,7 +140,7 @@ describe('debris of a killed master', () => {
 
     assert.deepEqual((await cleanupFolderDebris(current)).sort(), [temp, deadLink, oldLink].sort());
     assert.deepEqual(fs.readdirSync(releases).sort(), ['.overseer-unrelated', '1.0.0']);
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['current', 'current.overseer-notes', path.basename(liveLink), 'release.tar', 'releases'].sort());
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['current', 'current.overseer-notes', path.basename(liveLink), path.basename(otherHost), 'release.tar', 'releases'].sort());
     assert.equal(fs.readlinkSync(current), 'releases/1.0.0');
   });
 });
