@@ -211,7 +211,8 @@ async function writeFile(reader: Reader, file: string, size: number, mode: numbe
     await reader.pipe(size, async (chunk) => {
       for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done)).bytesWritten;
     });
-    await handle.sync();
+    // datasync: the contents and size, which is what a power loss must not lose.
+    await handle.datasync();
   } finally {
     await handle.close();
   }
