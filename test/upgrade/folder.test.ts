@@ -98,7 +98,8 @@ describe('release folders under a master for any executable', () => {
     assert.equal(fs.existsSync(path.join(dir, 'outside', 'pwned')), false, 'nothing at the real target of the chain');
     assert.deepEqual(fs.readdirSync(path.join(dir, 'outside')), ['keep.txt']);
     assert.deepEqual(fs.readdirSync(dir).sort(), ['current', 'outside', 'releases']);
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'releases')).filter((name) => !name.startsWith('.overseer-')), ['1.0.0']);
+    // Temps of a poll in flight (the next download of the same release) may come and go.
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'releases')).filter((name) => !name.includes('.overseer-')), ['1.0.0'], 'no release folder installed');
     assert.equal((await ask(master.port)).version, '1.0.0', 'the running child still serves');
     assert.equal(fs.readlinkSync(current), 'releases/1.0.0');
   });
