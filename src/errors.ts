@@ -21,6 +21,7 @@ export const CODES = {
   ERR_OVERSEER_SIGNATURE_INVALID: 'a release signature is malformed or does not verify',
   ERR_OVERSEER_SIGNATURE_MISSING: 'verify.publicKey is set and the release has no signature',
   ERR_OVERSEER_CHECK_FAILED: 'a staged release did not answer the echo-token check',
+  ERR_OVERSEER_UNSAFE_ARCHIVE: 'a release folder archive is corrupt or holds an entry it may not (absolute or .. path, path through a link, link leading outside, hard link, device, FIFO)',
   ERR_OVERSEER_DOWNGRADE: 'a release reports a lower version than the running one',
   ERR_OVERSEER_VERSION_UNTRUSTED: 'verify.publicKey is set and a release carries no version that can be trusted',
   ERR_OVERSEER_UPGRADE_CANCELLED: 'preUpgrade threw, cancelling the upgrade',

@@ -7,99 +7,14 @@ import { after, describe, test } from 'node:test';
 import { extractTar } from '../../src/upgrade/tar.ts';
 import { manifestSha256 } from '../../src/upgrade/hash.ts';
 import { Load, ask } from '../helpers/load.ts';
-import { fixture, startMaster, tempDir, type RunningMaster } from '../helpers/master.ts';
+import { fixture, startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
+import { linkChain, tar } from './tar-archive.ts';
+import { createMinisignKey } from '../../support/minisign.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-/** A tar archive of the given entries, written by hand so any entry, however hostile, can be made. */
-function tar(entries: Array<{ name: string; type?: '0' | '2' | '1' | '5' | '3'; body?: string; link?: string; mode?: number }>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const entry of entries) {
-    const body = Buffer.from(entry.body ?? '');
-    const header = Buffer.alloc(512);
-    header.write(entry.name, 0, 100, 'utf8');
-    header.write(`${(entry.mode ?? 0o644).toString(8).padStart(7, '0')}\0`, 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write(entry.type ?? '0', 156);
-    header.write(entry.link ?? '', 157, 100, 'utf8');
-    header.write('ustar\0', 257);
-    header.write('00', 263);
-    header.fill(' ', 148, 156);
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-
-async function extracted(archive: Buffer): Promise<string> {
-  const dir = tempDir();
-  const file = path.join(dir, 'release.tar');
-  fs.writeFileSync(file, archive);
-  const root = path.join(dir, 'root');
-  fs.mkdirSync(root);
-  await extractTar(file, root);
-  return root;
-}
-
-describe('tar extraction', () => {
-  test('extracts files, directories, exec bits and links that stay inside; reads archives made by tar', async () => {
-    const root = await extracted(tar([
-      { name: 'bin/', type: '5' },
-      { name: 'bin/server', body: '#!/bin/sh\necho hi\n', mode: 0o755 },
-      { name: 'lib/a.txt', body: 'a' },
-      { name: 'lib/link', type: '2', link: '../bin/server' },
-    ]));
-    assert.equal(fs.readFileSync(path.join(root, 'lib/a.txt'), 'utf8'), 'a');
-    assert.ok(fs.statSync(path.join(root, 'bin/server')).mode & 0o100);
-    assert.equal(fs.readlinkSync(path.join(root, 'lib/link')), '../bin/server');
-    // An archive from the real tar, with a name longer than 100 bytes (pax or GNU long names).
-    const source = tempDir();
-    const long = `${'d'.repeat(60)}/${'f'.repeat(80)}.txt`;
-    fs.mkdirSync(path.join(source, path.dirname(long)), { recursive: true });
-    fs.writeFileSync(path.join(source, long), 'long');
-    const archive = path.join(tempDir(), 'real.tar');
-    execFileSync('tar', ['-cf', archive, '-C', source, '.']);
-    const into = path.join(tempDir(), 'into');
-    fs.mkdirSync(into);
-    await extractTar(archive, into);
-    assert.equal(fs.readFileSync(path.join(into, long), 'utf8'), 'long');
-    assert.equal(await manifestSha256(into), await manifestSha256(source));
-  });
-
-  const hostile: Array<[string, Parameters<typeof tar>[0], RegExp]> = [
-    ['an absolute path', [{ name: '/tmp/overseer-escape', body: 'x' }], /would land outside/],
-    ['a .. component', [{ name: 'a/../../escape', body: 'x' }], /would land outside/],
-    ['a symlink to an absolute path', [{ name: 'etc', type: '2', link: '/etc' }], /points outside/],
-    ['a symlink that climbs out', [{ name: 'a/up', type: '2', link: '../../..' }], /points outside/],
-    ['a file written through an outside link', [{ name: 'out', type: '2', link: '/tmp' }, { name: 'out/x', body: 'x' }], /points outside/],
-    ['a hard link', [{ name: 'hard', type: '1', link: '/etc/passwd' }], /hard link/],
-    ['a device', [{ name: 'dev', type: '3' }], /may not hold/],
-    ['a second entry over a link', [{ name: 'l', type: '2', link: 'x' }, { name: 'l', body: 'x' }], /EEXIST/],
-  ];
-  for (const [name, entries, message] of hostile) {
-    test(`refuses ${name}`, async () => {
-      await assert.rejects(extracted(tar(entries)), (error: Error & { code?: string }) => {
-        assert.equal(error.code, 'ERR_OVERSEER_CHECK_FAILED');
-        assert.match(error.message, message);
-        return true;
-      });
-    });
-  }
-
-  test('refuses a truncated or non-tar file', async () => {
-    await assert.rejects(extracted(tar([{ name: 'a', body: 'x'.repeat(2000) }]).subarray(0, 1024)), /ends inside a file|ends without/);
-    await assert.rejects(extracted(Buffer.alloc(1024, 7)), /checksum does not match/);
-  });
 });
 
 describe('release folders under a master for any executable', () => {
@@ -122,10 +37,10 @@ describe('release folders under a master for any executable', () => {
     return { dir, current: path.join(dir, 'current'), release };
   }
 
-  async function start(current: string, server: ReleaseServer): Promise<RunningMaster> {
+  async function start(current: string, server: ReleaseServer, config: Record<string, unknown> = {}, fetcherOptions: Record<string, unknown> = {}): Promise<RunningMaster> {
     const spec = {
-      addresses: ['127.0.0.1:0'], bundle: current, fetchUrl: server.url('/app.tar.gz'),
-      config: { readyTimeout: 3000 },
+      addresses: ['127.0.0.1:0'], bundle: current, fetchUrl: server.url('/app.tar.gz'), fetcherOptions,
+      config: { readyTimeout: 3000, ...config },
       exec: { command: process.execPath, args: [path.join(current, 'server.mjs')], readiness: { kind: 'notify' } },
     };
     const master = await startMaster(fixture('exec-master.mjs'), { env: { MASTER_SPEC: JSON.stringify(spec) } });
@@ -164,5 +79,49 @@ describe('release folders under a master for any executable', () => {
     assert.deepEqual(result.failures, []);
     const leftovers = fs.readdirSync(path.dirname(fs.realpathSync(current))).filter((name) => name.includes('.overseer-'));
     assert.deepEqual(leftovers, []);
+  });
+
+  test('attacker: a link-chain archive with the .minisig of another file is refused and writes nothing outside', async () => {
+    const { dir, current } = layout();
+    // The sentinel beside the install: the chain's u0 climbs from releases/<temp> to `dir`.
+    fs.mkdirSync(path.join(dir, 'outside'));
+    fs.writeFileSync(path.join(dir, 'outside', 'keep.txt'), 'mine');
+    const key = createMinisignKey();
+    const server = await startReleaseServer();
+    cleanups.push(() => server.close());
+    server.publish('/app.tar.gz', gzipSync(tar(linkChain(1, 'outside/pwned', 'written by the attacker'))), {
+      signature: key.sign(Buffer.from('some other file')),
+    });
+    const master = await start(current, server, { verify: { publicKey: key.publicKey } }, { signatureUrl: server.url('/app.tar.gz.minisig') });
+    const rejected = await master.waitFor('upgrade-rejected');
+    assert.ok(['ERR_OVERSEER_UNSAFE_ARCHIVE', 'ERR_OVERSEER_SIGNATURE_INVALID'].includes(rejected.code), rejected.code);
+    assert.equal(fs.existsSync(path.join(dir, 'outside', 'pwned')), false, 'nothing at the real target of the chain');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'outside')), ['keep.txt']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['current', 'outside', 'releases']);
+    // Temps of a poll in flight (the next download of the same release) may come and go.
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'releases')).filter((name) => !name.includes('.overseer-')), ['1.0.0'], 'no release folder installed');
+    assert.equal((await ask(master.port)).version, '1.0.0', 'the running child still serves');
+    assert.equal(fs.readlinkSync(current), 'releases/1.0.0');
+  });
+
+  test('attacker: the live release offered again (no ETag, no Last-Modified) stays installed and current never dangles', async () => {
+    const { current, release } = layout();
+    const server = await startReleaseServer();
+    cleanups.push(() => server.close());
+    const bytes = release('2.0.0');
+    server.publish('/app.tar.gz', bytes, { etag: false, lastModified: false });
+    const master = await start(current, server);
+    await master.waitFor('upgrade-applied');
+    const live = fs.realpathSync(current);
+    assert.equal(path.basename(live).length, 16);
+    // Every poll downloads the live release again; two of them must leave it where it is.
+    const downloads = () => server.requests.filter((request) => request.method === 'GET' && request.path === '/app.tar.gz').length;
+    const after = downloads();
+    await until('two more downloads of the live release', () => (downloads() >= after + 2 ? true : undefined), 15_000);
+    await until('the master to finish with them', () => (master.events.some((event) => event.type === 'upgrade-skipped' || event.type === 'upgrade-rejected') ? true : undefined));
+    assert.equal(fs.realpathSync(current), live, 'current resolves to the live folder');
+    assert.equal(fs.readFileSync(path.join(current, 'version.txt'), 'utf8'), '2.0.0');
+    assert.equal((await ask(master.port)).version, '2.0.0');
+    assert.equal(master.events.filter((event) => event.type === 'upgrade-applied').length, 1);
   });
 });
