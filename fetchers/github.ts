@@ -13,12 +13,13 @@ import { OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/upgrade/memory.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade/fetcher.js';
 import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
-import { abortWith } from './body.js';
+import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
+import { assertSecureOption, policedFetch } from './redirects.js';
 
 /** An asset name, a RegExp tested on names, or a predicate on names. */
 export type AssetMatcher = string | RegExp | ((name: string) => boolean);
 
-export interface GitHubFetcherOptions {
+export interface GitHubFetcherOptions extends DownloadLimitOptions {
   /** Repository owner (user or organization). */
   readonly owner: string;
   /** Repository name. */
@@ -33,6 +34,8 @@ export interface GitHubFetcherOptions {
   readonly baseUrl?: string | URL;
   /** Consider prereleases (flagged on GitHub or with a semver prerelease part). @default false */
   readonly prerelease?: boolean;
+  /** Accept a plain http: baseUrl on a host other than loopback (warns once). @default false */
+  readonly allowInsecureHttp?: boolean;
 }
 
 type OctokitModule = typeof OctokitRest;
@@ -71,6 +74,8 @@ const SPEC: OptionSpec = {
   token: rules.nonEmptyString,
   baseUrl: rules.httpUrl,
   prerelease: rules.boolean,
+  allowInsecureHttp: rules.boolean,
+  ...DOWNLOAD_LIMIT_SPEC,
 };
 const DEFAULT_INTERVAL = 300_000;
 
@@ -103,6 +108,8 @@ export class GitHubFetcher implements Fetcher {
   readonly #token: string | undefined;
   readonly #baseUrl: string;
   readonly #prerelease: boolean;
+  readonly #limits: DownloadLimits;
+  readonly #fetch: typeof fetch;
   #sdk: Promise<OctokitModule> | undefined;
   #octokit: Octokit | undefined;
   /** The last listing's ETag and what it resolved to, for If-None-Match polling. */
@@ -117,6 +124,10 @@ export class GitHubFetcher implements Fetcher {
     this.#token = options.token;
     this.#baseUrl = String(options.baseUrl ?? 'https://api.github.com').replace(/\/+$/, '');
     this.#prerelease = options.prerelease ?? false;
+    this.#limits = downloadLimits(options);
+    const allowInsecureHttp = options.allowInsecureHttp ?? false;
+    assertSecureOption(new URL(this.#baseUrl), 'GitHubFetcher.baseUrl', 'GitHubFetcher', allowInsecureHttp);
+    this.#fetch = policedFetch('GitHubFetcher', allowInsecureHttp);
   }
 
   async fetch(context: FetchContext): Promise<FetchResult> {
@@ -255,8 +266,8 @@ export class GitHubFetcher implements Fetcher {
 
   /**
    * Streams an asset through the API URL (private repositories need the token there). GitHub
-   * answers 302 to a signed URL on another host; fetch follows it and, being cross-origin, drops
-   * the Authorization header (Fetch standard, HTTP-redirect fetch), so the token stays with GitHub.
+   * answers 302 to a signed URL on another host; policedFetch follows it without any of the
+   * request's headers (the token stays with GitHub) and never from https: to http:.
    */
   async #open(asset: AssetData, signal: AbortSignal): Promise<Readable> {
     try {
@@ -274,7 +285,12 @@ export class GitHubFetcher implements Fetcher {
           subject: asset.browser_download_url,
         });
       }
-      return abortWith(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), signal);
+      return limitDownload(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), {
+        source: asset.browser_download_url,
+        fetcher: 'GitHubFetcher',
+        limits: this.#limits,
+        signal,
+      });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       throw this.#failure(error, `could not download ${asset.name} of ${this.#owner}/${this.#repo}`);
@@ -297,6 +313,7 @@ export class GitHubFetcher implements Fetcher {
         baseUrl: this.#baseUrl,
         userAgent: 'overseer',
         log: { debug: silent, info: silent, warn: silent, error: silent },
+        request: { fetch: this.#fetch },
         ...(this.#token === undefined ? {} : { auth: this.#token }),
       });
       return this.#octokit;
