@@ -322,6 +322,9 @@ export class GitHubFetcher implements Fetcher {
 
   #failure(error: unknown, what: string): OverseerError {
     if (error instanceof OverseerError) return error;
+    // Octokit wraps what its fetch threw (a refused redirect) in a RequestError.
+    const cause = (error as { cause?: unknown } | null)?.cause;
+    if (cause instanceof OverseerError) return cause;
     return new OverseerError('ERR_OVERSEER_FETCH_FAILED', `GitHubFetcher ${what}: ${this.#reasonOf(error)}`, {
       cause: error,
       subject: `${this.#owner}/${this.#repo}`,
