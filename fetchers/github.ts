@@ -15,9 +15,9 @@ import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade
 import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
 import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
 import { assertSecureOption, policedFetch } from './redirects.js';
+import { assetTest, type AssetMatcher, type AssetTest } from './github-assets.js';
 
-/** An asset name, a RegExp tested on names, or a predicate on names. */
-export type AssetMatcher = string | RegExp | ((name: string) => boolean);
+export type { AssetMatcher } from './github-assets.js';
 
 export interface GitHubFetcherOptions extends DownloadLimitOptions {
   /** Repository owner (user or organization). */
@@ -84,15 +84,6 @@ const SIDECAR = /\.(sha256|sha512|minisig|sig|asc)$|(^|[-_.])checksums?\.txt$|^s
 const CHECKSUM_LIST = /(^|[-_.])checksums?\.txt$|^sha256sums(\.txt)?$|\.sha256$/i;
 /** Checksum and signature files are a few lines; anything larger is not one. */
 const SIDECAR_LIMIT = 1024 * 1024;
-const PLATFORM_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  darwin: ['darwin', 'macos', 'osx'],
-  win32: ['win32', 'windows'],
-};
-const ARCH_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  x64: ['x64', 'amd64', 'x86_64'],
-  arm64: ['arm64', 'aarch64'],
-  ia32: ['ia32', 'i386', '386'],
-};
 const silent = () => {};
 
 /**
@@ -359,39 +350,4 @@ function statusOf(error: unknown): number | undefined {
 function resetTime(reset: string | undefined): string {
   const seconds = Number(reset);
   return Number.isFinite(seconds) && seconds > 0 ? new Date(seconds * 1000).toISOString() : 'the reset time';
-}
-
-interface AssetTest {
-  readonly test: (name: string) => boolean;
-  /** A name given as a string; it may even be a sidecar file. */
-  readonly exact: string | undefined;
-  /** What was wanted, for errors. */
-  readonly wanted: string;
-}
-
-function assetTest(asset: AssetMatcher | undefined): AssetTest {
-  if (typeof asset === 'string') {
-    return { test: (name) => name === asset, exact: asset, wanted: JSON.stringify(asset) };
-  }
-  if (asset instanceof RegExp) {
-    // A global or sticky RegExp keeps lastIndex between test() calls; match on a fresh copy.
-    const pattern = new RegExp(asset.source, asset.flags.replace(/[gy]/g, ''));
-    return { test: (name) => pattern.test(name), exact: undefined, wanted: String(asset) };
-  }
-  if (typeof asset === 'function') {
-    return { test: (name) => Boolean(asset(name)), exact: undefined, wanted: 'the GitHubFetcher.asset predicate' };
-  }
-  return platformTest(process.platform, process.arch);
-}
-
-/** Names carrying this platform and arch as words, in any of their common spellings. */
-function platformTest(platform: string, arch: string): AssetTest {
-  const word = (aliases: readonly string[]) => new RegExp(`(^|[^a-z0-9])(${aliases.join('|')})($|[^a-z0-9])`, 'i');
-  const platformWord = word(PLATFORM_ALIASES[platform] ?? [platform]);
-  const archWord = word(ARCH_ALIASES[arch] ?? [arch]);
-  return {
-    test: (name) => platformWord.test(name) && archWord.test(name),
-    exact: undefined,
-    wanted: `this platform and arch (${platform} ${arch})`,
-  };
 }

@@ -3,7 +3,6 @@
  * reads optional sha256 and minisign sidecars, and streams the bytes with a GET on open().
  * undici (honouring HTTP_PROXY, HTTPS_PROXY and NO_PROXY) loads at the first fetch, never at import.
  */
-import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
@@ -14,6 +13,18 @@ import { assertOptions, required, rules, type OptionSpec } from '../src/options.
 import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
 import { assertSecureOption, isRedirect, MAX_REDIRECTIONS, redirectTarget, tooManyRedirects } from './redirects.js';
 import { checkSignature, parseSha256, readSidecar } from './sidecars.js';
+import {
+  discard,
+  fileNameOf,
+  hasCode,
+  header,
+  isSuccess,
+  redact,
+  requestError,
+  statusError,
+  withoutCredentials,
+  withoutWeakPrefix,
+} from './http-parts.js';
 
 export interface HttpFetcherOptions extends DownloadLimitOptions {
   /** The release file (http: or https:). A path ending in `.gz` marks a gzip release. */
@@ -320,69 +331,4 @@ export class HttpFetcher implements Fetcher {
     this.#dispatcher = created;
     return created;
   }
-}
-
-/** Moves user:password from a URL into an Authorization header (unless one is set) and returns the URL without it. */
-function withoutCredentials(url: URL, headers: Record<string, string>): URL {
-  if (url.username === '' && url.password === '') return url;
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
-  headers['authorization'] ??= `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const bare = new URL(url.href);
-  bare.username = '';
-  bare.password = '';
-  return bare;
-}
-
-/** The URL as events and errors show it: no credentials, no query (signed URLs carry secrets there). */
-function redact(url: URL): string {
-  return `${url.origin}${url.pathname}${url.search === '' ? '' : '?…'}`;
-}
-
-/** The release's file name, which a several-line sha256 sidecar must name. */
-function fileNameOf(url: URL): string {
-  return decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
-}
-
-function requestError(method: string, source: string, error: unknown, timeout: number): OverseerError {
-  const timedOut =
-    error === undefined || hasCode(error, 'UND_ERR_CONNECT_TIMEOUT') || hasCode(error, 'UND_ERR_HEADERS_TIMEOUT');
-  const message = timedOut
-    ? `${method} ${source} got no response within ${timeout} ms; check the server or raise HttpFetcher.timeout`
-    : hasCode(error, 'UND_ERR_BODY_TIMEOUT')
-      ? `${method} ${source} stalled: no data for ${timeout} ms (HttpFetcher.timeout)`
-      : `${method} ${source} failed: ${describeError(error)}`;
-  return new OverseerError('ERR_OVERSEER_FETCH_FAILED', message, error === undefined ? { subject: source } : { cause: error, subject: source });
-}
-
-function statusError(method: string, source: string, statusCode: number): OverseerError {
-  const text = STATUS_CODES[statusCode];
-  return new OverseerError(
-    'ERR_OVERSEER_FETCH_FAILED',
-    `${method} ${source} answered ${statusCode}${text === undefined ? '' : ` ${text}`}; check the URL and that the server publishes it`,
-    { subject: source },
-  );
-}
-
-function header(headers: Response['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Drops a body nobody will read; undici reports that as an error, which is expected here. */
-function discard(body: Readable): void {
-  body.on('error', () => undefined);
-  body.destroy();
-}
-
-function isSuccess(statusCode: number): boolean {
-  return statusCode >= 200 && statusCode < 300;
-}
-
-function withoutWeakPrefix(etag: string): string {
-  return etag.startsWith('W/') ? etag.slice(2) : etag;
-}
-
-function hasCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
 }
