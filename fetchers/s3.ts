@@ -129,7 +129,12 @@ export class S3Fetcher implements Fetcher {
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       if (isMissing(error)) return undefined;
-      throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `S3Fetcher could not read the ${what} ${source}: ${reasonOf(error)}`, {
+      // S3 hides whether a key exists from credentials that may not list the bucket.
+      const hint =
+        statusOf(error) === 403
+          ? '; S3 also answers 403 for a missing key when the credentials may not list the bucket: grant s3:ListBucket, or publish the sidecar'
+          : '';
+      throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `S3Fetcher could not read the ${what} ${source}: ${reasonOf(error)}${hint}`, {
         cause: error,
         subject: source,
       });
@@ -244,8 +249,11 @@ function reasonOf(error: unknown): string {
 
 /** NoSuchKey (404): the sidecar is simply not published. */
 function isMissing(error: unknown): boolean {
-  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-  return status === 404 || (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound'));
+  return statusOf(error) === 404 || (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound'));
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 }
 
 function toReadable(body: unknown): Readable | undefined {
