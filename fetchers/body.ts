@@ -99,6 +99,13 @@ export function limitDownload(body: Readable, { source, fetcher, limits, signal,
         }, limits.rateWindow)
       : undefined;
 
+  // Timers alone never keep a process alive; the socket they watch does.
+  deadline.unref();
+  rate?.unref();
+  // A stream its reader abandoned must not crash the master when a limit fires an hour later;
+  // readers (pipeline, for await) still see the error through their own listeners.
+  relay.on('error', () => undefined);
+
   const onAbort = (): void => fail(reasonOf(signal));
   body.on('error', (error: unknown) => {
     if (signal.aborted) return onAbort();
