@@ -13,12 +13,13 @@ import { OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/upgrade/memory.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade/fetcher.js';
 import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
-import { abortWith } from './body.js';
+import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
+import { assertSecureOption, policedFetch } from './redirects.js';
+import { assetTest, type AssetMatcher, type AssetTest } from './github-assets.js';
 
-/** An asset name, a RegExp tested on names, or a predicate on names. */
-export type AssetMatcher = string | RegExp | ((name: string) => boolean);
+export type { AssetMatcher } from './github-assets.js';
 
-export interface GitHubFetcherOptions {
+export interface GitHubFetcherOptions extends DownloadLimitOptions {
   /** Repository owner (user or organization). */
   readonly owner: string;
   /** Repository name. */
@@ -33,6 +34,8 @@ export interface GitHubFetcherOptions {
   readonly baseUrl?: string | URL;
   /** Consider prereleases (flagged on GitHub or with a semver prerelease part). @default false */
   readonly prerelease?: boolean;
+  /** Accept a plain http: baseUrl on a host other than loopback (warns once). @default false */
+  readonly allowInsecureHttp?: boolean;
 }
 
 type OctokitModule = typeof OctokitRest;
@@ -71,6 +74,8 @@ const SPEC: OptionSpec = {
   token: rules.nonEmptyString,
   baseUrl: rules.httpUrl,
   prerelease: rules.boolean,
+  allowInsecureHttp: rules.boolean,
+  ...DOWNLOAD_LIMIT_SPEC,
 };
 const DEFAULT_INTERVAL = 300_000;
 
@@ -79,15 +84,6 @@ const SIDECAR = /\.(sha256|sha512|minisig|sig|asc)$|(^|[-_.])checksums?\.txt$|^s
 const CHECKSUM_LIST = /(^|[-_.])checksums?\.txt$|^sha256sums(\.txt)?$|\.sha256$/i;
 /** Checksum and signature files are a few lines; anything larger is not one. */
 const SIDECAR_LIMIT = 1024 * 1024;
-const PLATFORM_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  darwin: ['darwin', 'macos', 'osx'],
-  win32: ['win32', 'windows'],
-};
-const ARCH_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  x64: ['x64', 'amd64', 'x86_64'],
-  arm64: ['arm64', 'aarch64'],
-  ia32: ['ia32', 'i386', '386'],
-};
 const silent = () => {};
 
 /**
@@ -105,6 +101,8 @@ export class GitHubFetcher implements Fetcher {
   readonly #token: string | undefined;
   readonly #baseUrl: string;
   readonly #prerelease: boolean;
+  readonly #limits: DownloadLimits;
+  readonly #fetch: typeof fetch;
   #sdk: Promise<OctokitModule> | undefined;
   #octokit: Octokit | undefined;
   /** The last listing's ETag and what it resolved to, for If-None-Match polling. */
@@ -119,6 +117,10 @@ export class GitHubFetcher implements Fetcher {
     this.#token = options.token;
     this.#baseUrl = String(options.baseUrl ?? 'https://api.github.com').replace(/\/+$/, '');
     this.#prerelease = options.prerelease ?? false;
+    this.#limits = downloadLimits(options);
+    const allowInsecureHttp = options.allowInsecureHttp ?? false;
+    assertSecureOption(new URL(this.#baseUrl), 'GitHubFetcher.baseUrl', 'GitHubFetcher', allowInsecureHttp);
+    this.#fetch = policedFetch('GitHubFetcher', allowInsecureHttp);
   }
 
   async fetch(context: FetchContext): Promise<FetchResult> {
@@ -257,8 +259,8 @@ export class GitHubFetcher implements Fetcher {
 
   /**
    * Streams an asset through the API URL (private repositories need the token there). GitHub
-   * answers 302 to a signed URL on another host; fetch follows it and, being cross-origin, drops
-   * the Authorization header (Fetch standard, HTTP-redirect fetch), so the token stays with GitHub.
+   * answers 302 to a signed URL on another host; policedFetch follows it without any of the
+   * request's headers (the token stays with GitHub) and never from https: to http:.
    */
   async #open(asset: AssetData, signal: AbortSignal): Promise<Readable> {
     try {
@@ -276,7 +278,12 @@ export class GitHubFetcher implements Fetcher {
           subject: asset.browser_download_url,
         });
       }
-      return abortWith(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), signal);
+      return limitDownload(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), {
+        source: asset.browser_download_url,
+        fetcher: 'GitHubFetcher',
+        limits: this.#limits,
+        signal,
+      });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       throw this.#failure(error, `could not download ${asset.name} of ${this.#owner}/${this.#repo}`);
@@ -299,6 +306,7 @@ export class GitHubFetcher implements Fetcher {
         baseUrl: this.#baseUrl,
         userAgent: 'overseer',
         log: { debug: silent, info: silent, warn: silent, error: silent },
+        request: { fetch: this.#fetch },
         ...(this.#token === undefined ? {} : { auth: this.#token }),
       });
       return this.#octokit;
@@ -307,6 +315,9 @@ export class GitHubFetcher implements Fetcher {
 
   #failure(error: unknown, what: string): OverseerError {
     if (error instanceof OverseerError) return error;
+    // Octokit wraps what its fetch threw (a refused redirect) in a RequestError.
+    const cause = (error as { cause?: unknown } | null)?.cause;
+    if (cause instanceof OverseerError) return cause;
     return new OverseerError('ERR_OVERSEER_FETCH_FAILED', `GitHubFetcher ${what}: ${this.#reasonOf(error)}`, {
       cause: error,
       subject: `${this.#owner}/${this.#repo}`,
@@ -341,39 +352,4 @@ function statusOf(error: unknown): number | undefined {
 function resetTime(reset: string | undefined): string {
   const seconds = Number(reset);
   return Number.isFinite(seconds) && seconds > 0 ? new Date(seconds * 1000).toISOString() : 'the reset time';
-}
-
-interface AssetTest {
-  readonly test: (name: string) => boolean;
-  /** A name given as a string; it may even be a sidecar file. */
-  readonly exact: string | undefined;
-  /** What was wanted, for errors. */
-  readonly wanted: string;
-}
-
-function assetTest(asset: AssetMatcher | undefined): AssetTest {
-  if (typeof asset === 'string') {
-    return { test: (name) => name === asset, exact: asset, wanted: JSON.stringify(asset) };
-  }
-  if (asset instanceof RegExp) {
-    // A global or sticky RegExp keeps lastIndex between test() calls; match on a fresh copy.
-    const pattern = new RegExp(asset.source, asset.flags.replace(/[gy]/g, ''));
-    return { test: (name) => pattern.test(name), exact: undefined, wanted: String(asset) };
-  }
-  if (typeof asset === 'function') {
-    return { test: (name) => Boolean(asset(name)), exact: undefined, wanted: 'the GitHubFetcher.asset predicate' };
-  }
-  return platformTest(process.platform, process.arch);
-}
-
-/** Names carrying this platform and arch as words, in any of their common spellings. */
-function platformTest(platform: string, arch: string): AssetTest {
-  const word = (aliases: readonly string[]) => new RegExp(`(^|[^a-z0-9])(${aliases.join('|')})($|[^a-z0-9])`, 'i');
-  const platformWord = word(PLATFORM_ALIASES[platform] ?? [platform]);
-  const archWord = word(ARCH_ALIASES[arch] ?? [arch]);
-  return {
-    test: (name) => platformWord.test(name) && archWord.test(name),
-    exact: undefined,
-    wanted: `this platform and arch (${platform} ${arch})`,
-  };
 }

@@ -3,23 +3,37 @@
  * reads optional sha256 and minisign sidecars, and streams the bytes with a GET on open().
  * undici (honouring HTTP_PROXY, HTTPS_PROXY and NO_PROXY) loads at the first fetch, never at import.
  */
-import { STATUS_CODES } from 'node:http';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { describeError, OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/upgrade/memory.js';
 import type { FetchContext, Fetcher, FetchResult, Release } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
+import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
+import { assertSecureOption, isRedirect, MAX_REDIRECTIONS, redirectTarget, tooManyRedirects } from './redirects.js';
+import { checkSignature, parseSha256, readSidecar } from './sidecars.js';
+import {
+  discard,
+  fileNameOf,
+  hasCode,
+  header,
+  isSuccess,
+  redact,
+  requestError,
+  statusError,
+  withoutCredentials,
+  withoutWeakPrefix,
+} from './http-parts.js';
 
-export interface HttpFetcherOptions {
+export interface HttpFetcherOptions extends DownloadLimitOptions {
   /** The release file (http: or https:). A path ending in `.gz` marks a gzip release. */
   readonly url: string | URL;
   /** How often the master polls, in ms. @default 300000 */
   readonly interval?: number;
   /**
    * Sent with every request (release and sidecars), e.g. `{ authorization: 'Bearer …' }`.
-   * Authorization and cookies are dropped when a redirect leaves the origin.
+   * All of them are dropped when a redirect leaves the origin (scheme, host and port).
    */
   readonly headers?: Readonly<Record<string, string>>;
   /** A sha256 sidecar: `<hex>` or sha256sum output (`<hex>  <file>`, one line per file). */
@@ -28,6 +42,8 @@ export interface HttpFetcherOptions {
   readonly signatureUrl?: string | URL;
   /** Deadline for a response's headers (connect included) and for each silence within a body, in ms. @default 30000 */
   readonly timeout?: number;
+  /** Accept plain http: URLs to hosts other than loopback (warns once per origin). @default false */
+  readonly allowInsecureHttp?: boolean;
 }
 
 const SPEC: OptionSpec = {
@@ -37,14 +53,14 @@ const SPEC: OptionSpec = {
   sha256Url: rules.httpUrl,
   signatureUrl: rules.httpUrl,
   timeout: rules.timeout,
+  allowInsecureHttp: rules.boolean,
+  ...DOWNLOAD_LIMIT_SPEC,
 };
 
 const DEFAULT_INTERVAL = 300_000;
 const DEFAULT_TIMEOUT = 30_000;
-/** Sidecars are a line or two; anything bigger is the wrong URL. */
-const MAX_SIDECAR_BYTES = 64 * 1024;
-const MAX_REDIRECTIONS = 5;
-const SHA256_LINE = /^([0-9a-fA-F]{64})(?:\s+\*?(.+))?$/;
+/** What every request carries; the only headers that follow a redirect to another origin. */
+const BASE_HEADERS: Readonly<Record<string, string>> = { 'user-agent': 'overseer', 'accept-encoding': 'identity' };
 
 const debug = debuglog('overseer');
 
@@ -80,6 +96,8 @@ export class HttpFetcher implements Fetcher {
   readonly #signatureUrl: URL | undefined;
   readonly #headers: Record<string, string>;
   readonly #timeout: number;
+  readonly #limits: DownloadLimits;
+  readonly #allowInsecureHttp: boolean;
   #dispatcher: Promise<Dispatcher> | undefined;
   /** False once the server refused HEAD (405/501): every poll then describes an unnamed release. */
   #headAllowed = true;
@@ -90,13 +108,20 @@ export class HttpFetcher implements Fetcher {
     assertOptions('HttpFetcher', options, SPEC);
     this.interval = options.interval ?? DEFAULT_INTERVAL;
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT;
-    const headers: Record<string, string> = { 'user-agent': 'overseer', 'accept-encoding': 'identity' };
+    this.#limits = downloadLimits(options);
+    this.#allowInsecureHttp = options.allowInsecureHttp ?? false;
+    const headers: Record<string, string> = { ...BASE_HEADERS };
     for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
-    this.#url = withoutCredentials(new URL(String(options.url)), headers);
+    const parse = (value: string | URL, option: string): URL => {
+      const url = new URL(String(value));
+      // Checked before the credentials move out of the URL: they are what plain http: would leak.
+      assertSecureOption(url, `HttpFetcher.${option}`, 'HttpFetcher', this.#allowInsecureHttp);
+      return withoutCredentials(url, headers);
+    };
+    this.#url = parse(options.url, 'url');
     this.#source = redact(this.#url);
-    this.#sha256Url = options.sha256Url === undefined ? undefined : withoutCredentials(new URL(String(options.sha256Url)), headers);
-    this.#signatureUrl =
-      options.signatureUrl === undefined ? undefined : withoutCredentials(new URL(String(options.signatureUrl)), headers);
+    this.#sha256Url = options.sha256Url === undefined ? undefined : parse(options.sha256Url, 'sha256Url');
+    this.#signatureUrl = options.signatureUrl === undefined ? undefined : parse(options.signatureUrl, 'signatureUrl');
     this.#headers = headers;
   }
 
@@ -172,7 +197,24 @@ export class HttpFetcher implements Fetcher {
       );
     }
     if (changed) debug('http: %s changed between HEAD and GET (ETag %s -> %s)', this.#source, headEtag, etag);
-    return relayBody(response, this.#source, signal, this.#timeout);
+    return this.#limit(response, this.#source, signal);
+  }
+
+  /** The body under the shared download limits, its undici errors worded, the signal detached at the end. */
+  #limit(response: Response, source: string, signal: AbortSignal): Readable {
+    const timeout = this.#timeout;
+    const limited = limitDownload(response.body, {
+      source,
+      fetcher: 'HttpFetcher',
+      limits: this.#limits,
+      signal,
+      explain: (error, received) =>
+        hasCode(error, 'UND_ERR_BODY_TIMEOUT')
+          ? `stalled: no data for ${timeout} ms after ${received} bytes (HttpFetcher.timeout)`
+          : undefined,
+    });
+    limited.once('close', response.release);
+    return limited;
   }
 
   async #readSidecars(
@@ -187,18 +229,13 @@ export class HttpFetcher implements Fetcher {
       sha256Url === undefined
         ? undefined
         : this.#readText(sha256Url, 'sha256 sidecar (HttpFetcher.sha256Url)', signal).then((text) =>
-            parseSha256(text, redact(sha256Url), this.#url),
+            parseSha256(text, redact(sha256Url), fileNameOf(this.#url)),
           ),
       signatureUrl === undefined
         ? undefined
-        : this.#readText(signatureUrl, 'signature (HttpFetcher.signatureUrl)', signal).then((text) => {
-            if (text.trim() === '') {
-              throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `the signature at ${redact(signatureUrl)} is empty`, {
-                subject: redact(signatureUrl),
-              });
-            }
-            return text;
-          }),
+        : this.#readText(signatureUrl, 'signature (HttpFetcher.signatureUrl)', signal).then((text) =>
+            checkSignature(text, redact(signatureUrl)),
+          ),
     ]);
     if (id !== undefined) this.#sidecars = { id, sha256, signature };
     return { sha256, signature };
@@ -207,32 +244,21 @@ export class HttpFetcher implements Fetcher {
   async #readText(url: URL, what: string, signal: AbortSignal): Promise<string> {
     const source = redact(url);
     const response = await this.#send(url, 'GET', signal);
+    if (!isSuccess(response.statusCode)) {
+      await response.body.dump().catch(() => undefined);
+      response.release();
+      throw statusError('GET', `${source} (the ${what})`, response.statusCode);
+    }
+    // A sidecar can drip too: it is held to the same limits as the release.
+    const body = this.#limit(response, source, signal);
     try {
-      if (!isSuccess(response.statusCode)) {
-        await response.body.dump().catch(() => undefined);
-        throw statusError('GET', `${source} (the ${what})`, response.statusCode);
-      }
-      const chunks: Buffer[] = [];
-      let length = 0;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        length += chunk.length;
-        if (length > MAX_SIDECAR_BYTES) {
-          discard(response.body);
-          throw new OverseerError(
-            'ERR_OVERSEER_FETCH_FAILED',
-            `the ${what} at ${source} is over ${MAX_SIDECAR_BYTES} bytes; point it at the small text file`,
-            { subject: source },
-          );
-        }
-        chunks.push(chunk);
-      }
-      return Buffer.concat(chunks).toString('utf8');
+      return await readSidecar(body, what, source);
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       if (error instanceof OverseerError) throw error;
       throw requestError('GET', source, error, this.#timeout);
     } finally {
-      response.release();
+      body.destroy();
     }
   }
 
@@ -264,16 +290,30 @@ export class HttpFetcher implements Fetcher {
       timedOut = true;
       controller.abort();
     }, this.#timeout);
+    let current = url;
+    let headers = this.#headers;
     try {
-      const response = await request(url, { method, headers: this.#headers, dispatcher, signal: controller.signal });
-      if (timedOut) {
+      for (let redirects = 0; ; redirects += 1) {
+        const response = await request(current, { method, headers, dispatcher, signal: controller.signal });
+        if (timedOut) {
+          discard(response.body);
+          throw new Error('the deadline passed as the headers arrived');
+        }
+        const location = header(response.headers, 'location');
+        if (!isRedirect(response.statusCode) || location === undefined) {
+          return { statusCode: response.statusCode, headers: response.headers, body: response.body, release };
+        }
         discard(response.body);
-        throw new Error('the deadline passed as the headers arrived');
+        if (redirects === MAX_REDIRECTIONS) throw tooManyRedirects(url);
+        const next = redirectTarget(current, location, 'HttpFetcher', this.#allowInsecureHttp);
+        // Another origin gets none of the configured headers (API keys, tokens, cookies), ever after.
+        if (next.crossOrigin) headers = BASE_HEADERS;
+        current = next.url;
       }
-      return { statusCode: response.statusCode, headers: response.headers, body: response.body, release };
     } catch (error) {
       release();
       if (signal.aborted) throw signal.reason;
+      if (error instanceof OverseerError) throw error;
       throw requestError(method, source, timedOut ? undefined : error, this.#timeout);
     } finally {
       clearTimeout(timer);
@@ -283,10 +323,9 @@ export class HttpFetcher implements Fetcher {
   #getDispatcher(): Promise<Dispatcher> {
     if (this.#dispatcher !== undefined) return this.#dispatcher;
     const timeout = this.#timeout;
-    const created = loadUndici().then(({ EnvHttpProxyAgent, interceptors }) =>
-      new EnvHttpProxyAgent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout }).compose(
-        interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
-      ),
+    // Redirects are followed by #send, which checks each hop and drops headers across origins.
+    const created = loadUndici().then(
+      ({ EnvHttpProxyAgent }) => new EnvHttpProxyAgent({ connectTimeout: timeout, headersTimeout: timeout, bodyTimeout: timeout }),
     );
     created.catch(() => {
       if (this.#dispatcher === created) this.#dispatcher = undefined;
@@ -294,123 +333,4 @@ export class HttpFetcher implements Fetcher {
     this.#dispatcher = created;
     return created;
   }
-}
-
-/**
- * The response body as a Readable whose errors are coded: ERR_OVERSEER_DOWNLOAD_FAILED when
- * the transfer breaks off or stalls, the caller's abort reason when it aborts.
- */
-function relayBody(response: Response, source: string, signal: AbortSignal, timeout: number): Readable {
-  const { body } = response;
-  let received = 0;
-  const relay = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      received += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  body.on('error', (error: unknown) => {
-    if (signal.aborted) {
-      relay.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-      return;
-    }
-    const stalled = hasCode(error, 'UND_ERR_BODY_TIMEOUT');
-    relay.destroy(
-      new OverseerError(
-        'ERR_OVERSEER_DOWNLOAD_FAILED',
-        stalled
-          ? `download of ${source} stalled: no data for ${timeout} ms after ${received} bytes (HttpFetcher.timeout)`
-          : `download of ${source} broke off after ${received} bytes: ${describeError(error)}`,
-        { cause: error, subject: source },
-      ),
-    );
-  });
-  relay.once('close', () => {
-    if (!body.destroyed) body.destroy();
-    response.release();
-  });
-  body.pipe(relay);
-  return relay;
-}
-
-/** Moves user:password from a URL into an Authorization header (unless one is set) and returns the URL without it. */
-function withoutCredentials(url: URL, headers: Record<string, string>): URL {
-  if (url.username === '' && url.password === '') return url;
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
-  headers['authorization'] ??= `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const bare = new URL(url.href);
-  bare.username = '';
-  bare.password = '';
-  return bare;
-}
-
-/** The URL as events and errors show it: no credentials, no query (signed URLs carry secrets there). */
-function redact(url: URL): string {
-  return `${url.origin}${url.pathname}${url.search === '' ? '' : '?…'}`;
-}
-
-/**
- * Reads `<hex>` or sha256sum output. One line is taken whatever file it names; with several,
- * the line naming the release's file is.
- */
-function parseSha256(text: string, source: string, releaseUrl: URL): string {
-  const fail = (problem: string): OverseerError =>
-    new OverseerError('ERR_OVERSEER_FETCH_FAILED', `the sha256 sidecar at ${source} ${problem}`, { subject: source });
-  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '');
-  const entries = lines.map((line) => {
-    const match = SHA256_LINE.exec(line);
-    if (match === null) throw fail(`has a line that is not "<64 hex digits>" or "<64 hex digits>  <file>": ${JSON.stringify(line.slice(0, 80))}`);
-    return { hex: (match[1] ?? '').toLowerCase(), file: match[2] };
-  });
-  const [first] = entries;
-  if (first === undefined) throw fail('is empty');
-  if (entries.length === 1) return first.hex;
-  const wanted = decodeURIComponent(releaseUrl.pathname.slice(releaseUrl.pathname.lastIndexOf('/') + 1));
-  const match = entries.find((entry) => entry.file !== undefined && entry.file.slice(entry.file.lastIndexOf('/') + 1) === wanted);
-  if (match === undefined) throw fail(`lists ${entries.length} files but none named ${JSON.stringify(wanted)}`);
-  return match.hex;
-}
-
-function requestError(method: string, source: string, error: unknown, timeout: number): OverseerError {
-  const timedOut =
-    error === undefined || hasCode(error, 'UND_ERR_CONNECT_TIMEOUT') || hasCode(error, 'UND_ERR_HEADERS_TIMEOUT');
-  const message = timedOut
-    ? `${method} ${source} got no response within ${timeout} ms; check the server or raise HttpFetcher.timeout`
-    : hasCode(error, 'UND_ERR_BODY_TIMEOUT')
-      ? `${method} ${source} stalled: no data for ${timeout} ms (HttpFetcher.timeout)`
-      : `${method} ${source} failed: ${describeError(error)}`;
-  return new OverseerError('ERR_OVERSEER_FETCH_FAILED', message, error === undefined ? { subject: source } : { cause: error, subject: source });
-}
-
-function statusError(method: string, source: string, statusCode: number): OverseerError {
-  const text = STATUS_CODES[statusCode];
-  return new OverseerError(
-    'ERR_OVERSEER_FETCH_FAILED',
-    `${method} ${source} answered ${statusCode}${text === undefined ? '' : ` ${text}`}; check the URL and that the server publishes it`,
-    { subject: source },
-  );
-}
-
-function header(headers: Response['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Drops a body nobody will read; undici reports that as an error, which is expected here. */
-function discard(body: Readable): void {
-  body.on('error', () => undefined);
-  body.destroy();
-}
-
-function isSuccess(statusCode: number): boolean {
-  return statusCode >= 200 && statusCode < 300;
-}
-
-function withoutWeakPrefix(etag: string): string {
-  return etag.startsWith('W/') ? etag.slice(2) : etag;
-}
-
-function hasCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
 }

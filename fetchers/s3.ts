@@ -1,13 +1,16 @@
 /**
- * S3Fetcher: polls one S3 object with HeadObject and opens it with GetObject pinned to the
- * polled ETag. @aws-sdk/client-s3 (an optional peer) is loaded at the first fetch, never at import.
+ * S3Fetcher: polls one S3 object with HeadObject, reads its `.sha256` and `.minisig` sidecar
+ * objects, and opens it with GetObject pinned to the polled ETag.
+ * @aws-sdk/client-s3 (an optional peer) is loaded at the first fetch, never at import.
  */
 import { Readable } from 'node:stream';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import { OverseerError } from '../src/errors.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
-import { abortWith } from './body.js';
+import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
+import { assertSecureOption } from './redirects.js';
+import { checkSignature, parseSha256, readSidecar } from './sidecars.js';
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -15,7 +18,7 @@ export interface S3Credentials {
   readonly sessionToken?: string;
 }
 
-export interface S3FetcherOptions {
+export interface S3FetcherOptions extends DownloadLimitOptions {
   /** Bucket holding the release. */
   readonly bucket: string;
   /** Object key of the release; a key ending in `.gz` is inflated by the master. */
@@ -30,6 +33,8 @@ export interface S3FetcherOptions {
   readonly forcePathStyle?: boolean;
   /** Static credentials or a provider; default: the SDK's chain (env, profile, instance role). */
   readonly credentials?: S3Credentials | (() => Promise<S3Credentials>);
+  /** Accept a plain http: endpoint on a host other than loopback (warns once). @default false */
+  readonly allowInsecureHttp?: boolean;
 }
 
 type S3Module = typeof S3Sdk;
@@ -42,12 +47,15 @@ const SPEC: OptionSpec = {
   endpoint: rules.httpUrl,
   forcePathStyle: rules.boolean,
   credentials: rule('{ accessKeyId, secretAccessKey, sessionToken? } (strings) or a function returning them', isCredentials),
+  allowInsecureHttp: rules.boolean,
+  ...DOWNLOAD_LIMIT_SPEC,
 };
 const DEFAULT_INTERVAL = 300_000;
 
 /**
  * Releases from one S3 object: `id` is its ETag, `sha256` and `version` come from its metadata
- * (`x-amz-meta-sha256`, `x-amz-meta-version`). Throws ERR_OVERSEER_INVALID_CONFIG on bad options.
+ * (`x-amz-meta-sha256`, `x-amz-meta-version`) and the sidecar objects `<key>.sha256` and
+ * `<key>.minisig` give its sha256 and signature. Throws ERR_OVERSEER_INVALID_CONFIG on bad options.
  */
 export class S3Fetcher implements Fetcher {
   /** The options the constructor checks, for callers that name them their own way (`overseer run`'s file and flags). */
@@ -58,6 +66,7 @@ export class S3Fetcher implements Fetcher {
   readonly #key: string;
   readonly #source: string;
   readonly #clientConfig: S3Sdk.S3ClientConfig;
+  readonly #limits: DownloadLimits;
   #sdk: Promise<S3Module> | undefined;
   #client: S3Sdk.S3Client | undefined;
 
@@ -68,6 +77,10 @@ export class S3Fetcher implements Fetcher {
     this.#key = key;
     this.#source = `s3://${bucket}/${key}`;
     this.interval = options.interval ?? DEFAULT_INTERVAL;
+    this.#limits = downloadLimits(options);
+    if (endpoint !== undefined) {
+      assertSecureOption(new URL(String(endpoint)), 'S3Fetcher.endpoint', 'S3Fetcher', options.allowInsecureHttp ?? false);
+    }
     const credentials = copyCredentials(options.credentials);
     this.#clientConfig = {
       region: options.region ?? 'us-east-1',
@@ -84,11 +97,16 @@ export class S3Fetcher implements Fetcher {
   async fetch(context: FetchContext): Promise<FetchResult> {
     try {
       const { sdk, client } = await this.#connect();
-      const head = await client.send(
-        new sdk.HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key }),
-        { abortSignal: context.signal },
-      );
-      return { type: 'update', release: this.#describe(head) };
+      const { signal } = context;
+      const [head, sha256Text, signatureText] = await Promise.all([
+        client.send(new sdk.HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key }), { abortSignal: signal }),
+        this.#readSidecar(`${this.#key}.sha256`, 'sha256 sidecar', signal),
+        this.#readSidecar(`${this.#key}.minisig`, 'signature', signal),
+      ]);
+      const sidecarSha256 =
+        sha256Text === undefined ? undefined : parseSha256(sha256Text, this.#sidecarSource('sha256'), this.#key.slice(this.#key.lastIndexOf('/') + 1));
+      const signature = signatureText === undefined ? undefined : checkSignature(signatureText, this.#sidecarSource('minisig'));
+      return { type: 'update', release: this.#describe(head, sidecarSha256, signature) };
     } catch (error) {
       if (context.signal.aborted) throw context.signal.reason;
       throw this.#failure(error, 'could not read');
@@ -100,22 +118,68 @@ export class S3Fetcher implements Fetcher {
     this.#client = undefined;
   }
 
-  #describe(head: S3Sdk.HeadObjectCommandOutput): Release {
+  /**
+   * A sidecar object's text, or undefined when it does not exist; any other failure fails the
+   * poll (a sidecar that cannot be read must not silently become "no signature").
+   */
+  async #readSidecar(key: string, what: string, signal: AbortSignal): Promise<string | undefined> {
+    const source = `s3://${this.#bucket}/${key}`;
+    const { sdk, client } = await this.#connect();
+    let object: S3Sdk.GetObjectCommandOutput;
+    try {
+      object = await client.send(new sdk.GetObjectCommand({ Bucket: this.#bucket, Key: key }), { abortSignal: signal });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      if (isMissing(error)) return undefined;
+      // S3 hides whether a key exists from credentials that may not list the bucket.
+      const hint =
+        statusOf(error) === 403
+          ? '; S3 also answers 403 for a missing key when the credentials may not list the bucket: grant s3:ListBucket, or publish the sidecar'
+          : '';
+      throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `S3Fetcher could not read the ${what} ${source}: ${reasonOf(error)}${hint}`, {
+        cause: error,
+        subject: source,
+      });
+    }
+    const body = toReadable(object.Body);
+    if (body === undefined) return '';
+    const limited = limitDownload(body, { source, fetcher: 'S3Fetcher', limits: this.#limits, signal });
+    try {
+      return await readSidecar(limited, what, source);
+    } finally {
+      limited.destroy();
+    }
+  }
+
+  #sidecarSource(extension: string): string {
+    return `${this.#source}.${extension}`;
+  }
+
+  #describe(head: S3Sdk.HeadObjectCommandOutput, sidecarSha256: string | undefined, signature: string | undefined): Release {
     const etag = head.ETag;
     const metadata = head.Metadata ?? {};
-    const sha256 = metadata['sha256'];
-    if (sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(sha256)) {
+    const metaSha256 = metadata['sha256'];
+    if (metaSha256 !== undefined && !/^[0-9a-f]{64}$/i.test(metaSha256)) {
       throw new OverseerError(
         'ERR_OVERSEER_FETCH_FAILED',
-        `${this.#source} has x-amz-meta-sha256 ${JSON.stringify(sha256)}, which is not 64 hex digits; fix the object's metadata or remove it`,
+        `${this.#source} has x-amz-meta-sha256 ${JSON.stringify(metaSha256)}, which is not 64 hex digits; fix the object's metadata or remove it`,
         { subject: this.#source },
       );
     }
+    if (metaSha256 !== undefined && sidecarSha256 !== undefined && metaSha256.toLowerCase() !== sidecarSha256) {
+      throw new OverseerError(
+        'ERR_OVERSEER_FETCH_FAILED',
+        `${this.#source} has x-amz-meta-sha256 ${metaSha256.toLowerCase()} but ${this.#sidecarSource('sha256')} says ${sidecarSha256}; publish one sha256, or make both agree`,
+        { subject: this.#source },
+      );
+    }
+    const sha256 = metaSha256 ?? sidecarSha256;
     const encoding = head.ContentEncoding?.toLowerCase() ?? '';
     return {
       id: etag === undefined ? undefined : etag.replace(/^(W\/)?"|"$/g, ''),
       size: head.ContentLength,
       sha256: sha256?.toLowerCase(),
+      signature,
       version: metadata['version'],
       // Node's HTTP client does not decode Content-Encoding, so gzip stored that way still
       // arrives compressed and the master must inflate it too.
@@ -143,7 +207,7 @@ export class S3Fetcher implements Fetcher {
           subject: this.#source,
         });
       }
-      return abortWith(body, signal);
+      return limitDownload(body, { source: this.#source, fetcher: 'S3Fetcher', limits: this.#limits, signal });
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       throw this.#failure(error, 'could not download');
@@ -183,6 +247,15 @@ function reasonOf(error: unknown): string {
   if (status === 403) return 'access was denied (403); check S3Fetcher.credentials and the bucket policy';
   if (status !== undefined) return `the server answered ${status} (${name})`;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** NoSuchKey (404): the sidecar is simply not published. */
+function isMissing(error: unknown): boolean {
+  return statusOf(error) === 404 || (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound'));
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 }
 
 function toReadable(body: unknown): Readable | undefined {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -47,6 +48,8 @@ export interface GitHubApiOptions {
   readonly pathPrefix?: string;
   /** Make the repository private: the API answers 404 without this token and 401 with another. */
   readonly token?: string;
+  /** Serve the API over https: with this key and certificate (the asset host stays plain http:). */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
 }
 
 export interface GitHubApi {
@@ -64,6 +67,8 @@ export interface GitHubApi {
   uploadAsset(tag: string, asset: { readonly name: string; readonly body: string | Uint8Array }): PublishedAsset;
   /** While on, the API answers 403 with an exhausted rate limit, as GitHub does. */
   setRateLimited(limited: boolean): void;
+  /** While set, the asset host sends each download one byte every `every` ms (a hostile or dying link). */
+  setDownloadDrip(every: number | undefined): void;
   close(): Promise<void>;
 }
 
@@ -82,6 +87,7 @@ export async function startGitHubApi(options: GitHubApiOptions = {}): Promise<Gi
   let releases: StoredRelease[] = [];
   let nextId = 1;
   let rateLimited = false;
+  let dripEvery: number | undefined;
   // Distinct, increasing timestamps, like GitHub's second-precision ones.
   const stamp = () => new Date(Date.UTC(2024, 0, 1) + nextId * 1000).toISOString().replace('.000', '');
 
@@ -112,10 +118,28 @@ export async function startGitHubApi(options: GitHubApiOptions = {}): Promise<Gi
           : byName !== null && release.spec.tag === decodeURIComponent(byName[1] ?? '') && item.name === decodeURIComponent(byName[2] ?? ''),
       )?.item;
     if (asset === undefined) return send('download', request, response, 404, { 'content-type': 'text/plain' }, 'no such asset');
+    if (dripEvery !== undefined) return drip('download', request, response, asset.body, dripEvery);
     send('download', request, response, 200, { 'content-type': 'application/octet-stream' }, asset.body);
   });
 
-  const api = http.createServer((request, response) => {
+  const drip = (server: ApiRequest['server'], request: IncomingMessage, response: ServerResponse, body: Buffer, every: number) => {
+    requests.push({ server, method: request.method ?? '', url: request.url ?? '', headers: request.headers, status: 200 });
+    response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    response.flushHeaders();
+    let offset = 0;
+    const timer = setInterval(() => {
+      if (response.destroyed || offset >= body.length) {
+        clearInterval(timer);
+        if (!response.destroyed) response.end();
+        return;
+      }
+      response.write(body.subarray(offset, offset + 1));
+      offset += 1;
+    }, every);
+    response.once('close', () => clearInterval(timer));
+  };
+
+  const onApiRequest = (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://x');
     const base = `${prefix}/repos/${owner}/${repo}/releases`;
     if (rateLimited) {
@@ -146,9 +170,10 @@ export async function startGitHubApi(options: GitHubApiOptions = {}): Promise<Gi
       return sendJson(request, response, 200, describeAsset(asset));
     }
     sendJson(request, response, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
-  });
+  };
+  const api = options.tls === undefined ? http.createServer(onApiRequest) : https.createServer(options.tls, onApiRequest);
 
-  const apiOrigin = await listen(api);
+  const apiOrigin = (await listen(api)).replace(/^http:/, options.tls === undefined ? 'http:' : 'https:');
   const downloadOrigin = await listen(download);
   const baseUrl = `${apiOrigin}${prefix}`;
 
@@ -207,6 +232,9 @@ export async function startGitHubApi(options: GitHubApiOptions = {}): Promise<Gi
     setRateLimited(limited) {
       rateLimited = limited;
     },
+    setDownloadDrip(every) {
+      dripEvery = every;
+    },
     async close() {
       await Promise.all([api, download].map((server) => close(server)));
     },
@@ -217,7 +245,7 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-async function listen(server: http.Server): Promise<string> {
+async function listen(server: http.Server | https.Server): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -225,7 +253,7 @@ async function listen(server: http.Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-async function close(server: http.Server): Promise<void> {
+async function close(server: http.Server | https.Server): Promise<void> {
   // fetch keeps connections alive; they would hold close() open.
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,11 +1,13 @@
 /**
  * A real node:http release server on 127.0.0.1 for tests and the demo: publish bytes (or a
  * generated body of any size, streamed, never held in memory) at a path, with or without
- * ETag/Last-Modified, gzip, a .sha256 and a .minisig sidecar, and make a path misbehave on demand.
+ * ETag/Last-Modified, gzip, a .sha256 and a .minisig sidecar, and make a path misbehave on demand
+ * (break off, stall, drip). It can listen on [::1] (a second origin for redirect tests) or speak TLS.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { posix } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -14,9 +16,16 @@ import { gzipSync } from 'node:zlib';
  * How a path answers. 'no-headers': no ETag or Last-Modified. 'no-head': HEAD gets 405.
  * 'drop-mid-body': GET sends half the body, then the socket is destroyed. 'stall-mid-body':
  * GET sends half the body, then nothing. 'slow': no response at all until close().
- * 'status-500': every request gets 500.
+ * 'status-500': every request gets 500. 'drip' (set with drip()): GET sends the body a few bytes at a time.
  */
-export type ReleaseMode = 'normal' | 'no-headers' | 'no-head' | 'drop-mid-body' | 'stall-mid-body' | 'slow' | 'status-500';
+export type ReleaseMode = 'normal' | 'no-headers' | 'no-head' | 'drop-mid-body' | 'stall-mid-body' | 'slow' | 'status-500' | 'drip';
+
+export interface ReleaseServerOptions {
+  /** The loopback address to listen on. @default '127.0.0.1' */
+  readonly host?: '127.0.0.1' | '::1';
+  /** Serve https: with this key and certificate (test/fixtures/tls holds one for 127.0.0.1). */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
+}
 
 export interface PublishOptions {
   /** Send an ETag (unique per publish). @default true */
@@ -62,6 +71,8 @@ export interface ReleaseServer {
   setMode(path: string, mode: ReleaseMode): void;
   /** Answers `from` with a 302 to `to` (a path on this server or an absolute URL). */
   redirect(from: string, to: string): void;
+  /** Makes GET of `path` send `bytes` bytes every `every` ms (a slow or hostile link); undo with setMode(path, 'normal'). */
+  drip(path: string, drip: { readonly every: number; readonly bytes?: number }): void;
   /** Every request received, in order. */
   readonly requests: RecordedRequest[];
   /** Resolves with the first request (already received or still to come) that matches. */
@@ -80,8 +91,9 @@ interface Entry {
 
 const BLOCK_SIZE = 64 * 1024;
 
-export async function startReleaseServer(): Promise<ReleaseServer> {
+export async function startReleaseServer(options: ReleaseServerOptions = {}): Promise<ReleaseServer> {
   const entries = new Map<string, Entry>();
+  const drips = new Map<string, { readonly every: number; readonly bytes: number }>();
   const modes = new Map<string, ReleaseMode>();
   const redirects = new Map<string, string>();
   const lastSeconds = new Map<string, number>();
@@ -89,13 +101,14 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
   const arrivals = new EventEmitter();
   let generation = 0;
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers };
     requests.push(record);
     arrivals.emit('request', record);
     const target = normalize(new URL(req.url ?? '/', 'http://localhost').pathname);
     void answer(target, req.method ?? 'GET', res).catch(() => res.destroy());
-  });
+  };
+  const server = options.tls === undefined ? createHttpServer(onRequest) : createHttpsServer(options.tls, onRequest);
 
   async function answer(target: string, method: string, res: ServerResponse): Promise<void> {
     const mode = modes.get(target) ?? 'normal';
@@ -116,6 +129,8 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     if (entry.contentEncoding !== undefined) headers['content-encoding'] = entry.contentEncoding;
     res.writeHead(200, headers);
     if (method === 'HEAD') return void res.end();
+    const drip = mode === 'drip' ? drips.get(target) : undefined;
+    if (drip !== undefined) return sendDrip(res, Buffer.concat([...entry.chunks(entry.size)]), drip);
     const breaks = mode === 'drop-mid-body' || mode === 'stall-mid-body';
     const end = breaks ? Math.floor(entry.size / 2) : entry.size;
     for (const chunk of entry.chunks(end)) {
@@ -130,9 +145,11 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     }
   }
 
-  server.listen(0, '127.0.0.1');
+  const host = options.host ?? '127.0.0.1';
+  server.listen(0, host);
   await once(server, 'listening');
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const scheme = options.tls === undefined ? 'http' : 'https';
+  const origin = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
 
   function lastModifiedFor(path: string, option: boolean | Date | undefined): string | undefined {
     if (option === false) return undefined;
@@ -208,6 +225,10 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
     unpublish: (path) => void entries.delete(normalize(path)),
     setMode: (path, mode) => void modes.set(normalize(path), mode),
     redirect: (from, to) => void redirects.set(normalize(from), to),
+    drip(path, { every, bytes = 1 }) {
+      drips.set(normalize(path), { every, bytes });
+      modes.set(normalize(path), 'drip');
+    },
     requests,
     waitForRequest(match, timeout = 10_000) {
       const seen = requests.find(match);
@@ -237,6 +258,24 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
 
 function normalize(path: string): string {
   return path.startsWith('/') ? path : `/${path}`;
+}
+
+/** Sends `body` a few bytes at a time until it is all sent or the client goes away. */
+async function sendDrip(res: ServerResponse, body: Buffer, { every, bytes }: { every: number; bytes: number }): Promise<void> {
+  res.flushHeaders();
+  let wake = (): void => undefined;
+  res.once('close', () => wake());
+  for (let offset = 0; offset < body.length && !res.destroyed; offset += bytes) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, every);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    if (!res.destroyed) res.write(body.subarray(offset, offset + bytes));
+  }
+  if (!res.destroyed) res.end();
 }
 
 function drained(res: ServerResponse): Promise<void> {

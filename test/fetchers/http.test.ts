@@ -355,7 +355,7 @@ describe('options', () => {
     const http = new HttpFetcher({ url: 'https://example.com/app.mjs' });
     assert.equal(http.interval, 300_000);
     assert.equal(http.name, 'http');
-    assert.equal(new HttpFetcher({ url: new URL('http://example.com/a'), interval: 0 }).interval, 0);
+    assert.equal(new HttpFetcher({ url: new URL('https://example.com/a'), interval: 0 }).interval, 0);
   });
 });
 

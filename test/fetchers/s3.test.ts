@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { assertAbortEndsStream, context, readAll, releaseOf } from '../helpers/fetch.ts';
@@ -109,6 +111,38 @@ describe('S3Fetcher against s3rver', () => {
     await rejectsWithFetchFailed(fetcher('bad-sum.mjs').fetch(context()), /"not-a-hash".*64 hex digits/);
   });
 
+  test('reads <key>.sha256 and <key>.minisig next to the object, as signing.md says; absent ones are none', async () => {
+    const signature = 'untrusted comment: signature from minisign secret key\nRUQ...\ntrusted comment: app 2.0.0\nabc==\n';
+    await s3.put('sided/app.mjs', 'payload');
+    await s3.put('sided/app.mjs.sha256', `${sha256('payload').toUpperCase()}  app.mjs\n`);
+    await s3.put('sided/app.mjs.minisig', signature);
+    const release = releaseOf(await fetcher('sided/app.mjs').fetch(context()));
+    assert.equal(release.sha256, sha256('payload'));
+    assert.equal(release.signature, signature);
+    assert.ok(s3.requests.some((request) => request.method === 'GET' && request.url.startsWith(`/${s3.bucket}/sided/app.mjs.minisig`)));
+
+    await s3.put('bare/app.mjs', 'payload');
+    const bare = releaseOf(await fetcher('bare/app.mjs').fetch(context()));
+    assert.equal(bare.sha256, undefined);
+    assert.equal(bare.signature, undefined);
+
+    await s3.put('both/app.mjs', 'payload', { sha256: sha256('payload') });
+    await s3.put('both/app.mjs.sha256', sha256('payload'));
+    assert.equal(releaseOf(await fetcher('both/app.mjs').fetch(context())).sha256, sha256('payload'), 'metadata and sidecar agree');
+  });
+
+  test('a malformed, empty or disagreeing sidecar fails the poll', async () => {
+    await s3.put('odd/app.mjs', 'payload');
+    await s3.put('odd/app.mjs.sha256', 'not a hash\n');
+    await rejectsWithFetchFailed(fetcher('odd/app.mjs').fetch(context()), /sha256 sidecar at s3:\/\/releases\/odd\/app\.mjs\.sha256/);
+    await s3.put('empty-sig/app.mjs', 'payload');
+    await s3.put('empty-sig/app.mjs.minisig', ' \n');
+    await rejectsWithFetchFailed(fetcher('empty-sig/app.mjs').fetch(context()), /signature at s3:\/\/releases\/empty-sig\/app\.mjs\.minisig is empty/);
+    await s3.put('split/app.mjs', 'payload', { sha256: sha256('payload') });
+    await s3.put('split/app.mjs.sha256', sha256('other'));
+    await rejectsWithFetchFailed(fetcher('split/app.mjs').fetch(context()), /x-amz-meta-sha256 .* but .*app\.mjs\.sha256 says/);
+  });
+
   test('marks gzip for a .gz key and for Content-Encoding: gzip (Node does not decode it)', async () => {
     await s3.put('app.mjs.gz', gzipSync('compressed'));
     assert.equal(releaseOf(await fetcher('app.mjs.gz').fetch(context())).gzip, true);
@@ -190,6 +224,33 @@ describe('S3Fetcher against s3rver', () => {
     assert.equal(defaults.name, 's3');
     assert.equal(defaults.interval, 300_000);
   });
+});
+
+test('a sidecar that exists but cannot be read fails the poll rather than counting as absent', async () => {
+  // s3rver has no access control, so a bare server plays a bucket that denies the sidecar.
+  const server = createServer((request, response) => {
+    const key = new URL(request.url ?? '/', 'http://x').pathname;
+    if (key === '/releases/app.mjs') return void response.writeHead(200, { etag: '"e1"', 'content-length': 1 }).end();
+    const code = key.endsWith('.minisig') ? 'AccessDenied' : 'NoSuchKey';
+    response.writeHead(code === 'AccessDenied' ? 403 : 404, { 'content-type': 'application/xml' });
+    response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>no</Message></Error>`);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const s3 = new S3Fetcher({
+    bucket: 'releases',
+    key: 'app.mjs',
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    forcePathStyle: true,
+    credentials: { ...S3_CREDENTIALS },
+  });
+  try {
+    await rejectsWithFetchFailed(s3.fetch(context()), /could not read the signature s3:\/\/releases\/app\.mjs\.minisig: access was denied \(403\).*grant s3:ListBucket/);
+  } finally {
+    s3.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 
