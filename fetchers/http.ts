@@ -58,6 +58,8 @@ const SPEC: OptionSpec = {
 };
 
 const DEFAULT_INTERVAL = 300_000;
+/** How long the sidecars of an unchanged release are trusted before they are read again. */
+const SIDECARS_FRESH_MS = 10 * 60_000;
 const DEFAULT_TIMEOUT = 30_000;
 /** What every request carries; the only headers that follow a redirect to another origin. */
 const BASE_HEADERS: Readonly<Record<string, string>> = { 'user-agent': 'overseer', 'accept-encoding': 'identity' };
@@ -101,8 +103,12 @@ export class HttpFetcher implements Fetcher {
   #dispatcher: Promise<Dispatcher> | undefined;
   /** False once the server refused HEAD (405/501): every poll then describes an unnamed release. */
   #headAllowed = true;
-  /** Sidecars of the last named release, so an unchanged release costs one HEAD per poll. */
-  #sidecars: { readonly id: string; readonly sha256: string | undefined; readonly signature: string | undefined } | undefined;
+  /**
+   * Sidecars of the last named release, so an unchanged release costs one HEAD per poll. They
+   * are read again after SIDECARS_FRESH_MS: a release re-signed or given a corrected checksum
+   * under the same ETag is seen then (the master tries a release again when its signature changes).
+   */
+  #sidecars: { readonly id: string; readonly at: number; readonly sha256: string | undefined; readonly signature: string | undefined } | undefined;
 
   constructor(options: HttpFetcherOptions) {
     assertOptions('HttpFetcher', options, SPEC);
@@ -222,7 +228,7 @@ export class HttpFetcher implements Fetcher {
     signal: AbortSignal,
   ): Promise<{ sha256: string | undefined; signature: string | undefined }> {
     if (this.#sha256Url === undefined && this.#signatureUrl === undefined) return { sha256: undefined, signature: undefined };
-    if (id !== undefined && this.#sidecars?.id === id) return this.#sidecars;
+    if (id !== undefined && this.#sidecars?.id === id && Date.now() - this.#sidecars.at < SIDECARS_FRESH_MS) return this.#sidecars;
     const sha256Url = this.#sha256Url;
     const signatureUrl = this.#signatureUrl;
     const [sha256, signature] = await Promise.all([
@@ -237,7 +243,7 @@ export class HttpFetcher implements Fetcher {
             checkSignature(text, redact(signatureUrl)),
           ),
     ]);
-    if (id !== undefined) this.#sidecars = { id, sha256, signature };
+    if (id !== undefined) this.#sidecars = { id, at: Date.now(), sha256, signature };
     return { sha256, signature };
   }
 

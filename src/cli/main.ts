@@ -53,6 +53,7 @@ options (each overrides the same key of the config file):
   --check, --no-check       run the echo-token check on releases (default on; CMD must answer it)
   --check-timeout MS        time a release has to answer the check (default 5000)
   --max-bundle-size BYTES   largest release accepted (default 536870912)
+  --keep-releases N         old release folders kept besides the live one and .previous (default 3)
   --control PATH            answer \`overseer ctl\` on this unix socket (mode 0600)
   --pid-file PATH           write the master's pid here; a second master on it refuses to start
   --debug                   print lifecycle events on stderr

@@ -73,6 +73,7 @@ export const FILE_SPEC: OptionSpec = {
   minFetchInterval: CONFIG_SPEC.minFetchInterval!,
   checkTimeout: CONFIG_SPEC.checkTimeout!,
   maxBundleSize: CONFIG_SPEC.maxBundleSize!,
+  keepReleases: CONFIG_SPEC.keepReleases!,
   control: rule('the path of the control socket', (value) => typeof value === 'string' && value !== ''),
   pidFile: filePath,
   debug: rules.boolean,
@@ -161,7 +162,7 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   if (data.fetch !== undefined) layer.fetch = fetchSpecOf(data, dir, names);
   if (given.control !== undefined) layer.control = path.resolve(dir, given.control);
   if (given.pidFile !== undefined) layer.pidFile = path.resolve(dir, given.pidFile);
-  for (const key of ['restartSignal', 'terminateTimeout', 'readyTimeout', 'minFetchInterval', 'checkTimeout', 'maxBundleSize', 'respawn', 'debug'] as const) {
+  for (const key of ['restartSignal', 'terminateTimeout', 'readyTimeout', 'minFetchInterval', 'checkTimeout', 'maxBundleSize', 'keepReleases', 'respawn', 'debug'] as const) {
     if (data[key] !== undefined) config[key] = data[key];
   }
   if (given.verify) {

@@ -38,6 +38,7 @@ export const RUN_OPTIONS = {
   'allow-downgrade': { type: 'boolean' },
   'check-timeout': { type: 'string' },
   'max-bundle-size': { type: 'string' },
+  'keep-releases': { type: 'string' },
   control: { type: 'string' },
   'pid-file': { type: 'string' },
   debug: { type: 'boolean' },
@@ -143,10 +144,10 @@ export function flagLayer(values: RunValues, command: string[]): Layer {
   if (restartSignal) config.restartSignal = restartSignal;
   const numbers = [
     ['terminateTimeout', 'terminate-timeout'], ['readyTimeout', 'ready-timeout'], ['minFetchInterval', 'min-fetch-interval'],
-    ['checkTimeout', 'check-timeout'], ['maxBundleSize', 'max-bundle-size'],
+    ['checkTimeout', 'check-timeout'], ['maxBundleSize', 'max-bundle-size'], ['keepReleases', 'keep-releases'],
   ] as const;
   for (const [key, flag] of numbers) {
-    const value = wholeNumber(flag, values[flag], key === 'maxBundleSize' ? 'bytes' : 'milliseconds');
+    const value = wholeNumber(flag, values[flag], key === 'maxBundleSize' ? 'bytes' : key === 'keepReleases' ? 'release folders' : 'milliseconds');
     if (value !== undefined) config[key] = value;
   }
   if (values.respawn && values['no-respawn']) throw contradict('--respawn', '--no-respawn');

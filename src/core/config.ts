@@ -79,6 +79,8 @@ export interface Config {
   readonly maxBundleSize?: number;
   /** Time a staged release has to answer the echo-token check, in ms. @default 5000 */
   readonly checkTimeout?: number;
+  /** Folder releases: old release folders kept besides the live one and `.previous`. @default 3 */
+  readonly keepReleases?: number;
 }
 
 export type ParsedAddress =
@@ -106,6 +108,7 @@ export interface ResolvedConfig {
   readonly bundlePath: string | undefined;
   readonly maxBundleSize: number;
   readonly checkTimeout: number;
+  readonly keepReleases: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -115,6 +118,7 @@ export const DEFAULTS = Object.freeze({
   minFetchInterval: 1_000,
   maxBundleSize: 512 * 1024 * 1024,
   checkTimeout: 5_000,
+  keepReleases: 3,
   respawn: Object.freeze({ minDelay: 100, maxDelay: 10_000, maxCrashes: 5, window: 60_000 }),
 });
 
@@ -196,6 +200,7 @@ export const CONFIG_SPEC: OptionSpec = {
   bundlePath: rule('a file path', (value) => typeof value === 'string' && value !== ''),
   maxBundleSize: rule('a whole number of bytes > 0', (value) => Number.isSafeInteger(value) && (value as number) > 0),
   checkTimeout: duration,
+  keepReleases: rule('a whole number of release folders, 0 or more', (value) => Number.isSafeInteger(value) && (value as number) >= 0),
 };
 
 /** A fetcher may be a class instance, so any non-null object (not only a plain one). */
@@ -298,6 +303,7 @@ export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES):
     bundlePath: config.bundlePath === undefined ? undefined : path.resolve(config.bundlePath),
     maxBundleSize: config.maxBundleSize ?? DEFAULTS.maxBundleSize,
     checkTimeout: config.checkTimeout ?? DEFAULTS.checkTimeout,
+    keepReleases: config.keepReleases ?? DEFAULTS.keepReleases,
   });
 }
 

@@ -10,7 +10,7 @@ import type { CheckAnswer } from '../protocol.js';
 /** The settings the pipeline reads: verification, limits, hooks and the installed version. */
 export type UpgradeSettings = Pick<
   ResolvedConfig,
-  'verify' | 'version' | 'checkTimeout' | 'maxBundleSize' | 'minFetchInterval' | 'preUpgrade' | 'noRestart' | 'noRestartAfterFetch'
+  'verify' | 'version' | 'checkTimeout' | 'maxBundleSize' | 'keepReleases' | 'minFetchInterval' | 'preUpgrade' | 'noRestart' | 'noRestartAfterFetch'
 >;
 
 export type HandoffOutcome = { readonly ok: true } | { readonly ok: false; readonly error: OverseerError };

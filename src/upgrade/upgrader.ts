@@ -13,7 +13,7 @@ import { discardStaged, restorePrevious, stageRelease, swapBundle, type StagedRe
 import { OverseerError, describeError, isOverseerError } from '../errors.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
-import { discardFolder, installFolder, restorePreviousFolder, swapFolder } from './folder.js';
+import { cleanupFolderDebris, discardFolder, installFolder, restorePreviousFolder, swapFolder } from './folder.js';
 import { isFolderBundle } from './hash.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
@@ -26,6 +26,12 @@ import { decideVersion, higher, readVersionFloor, writeVersionFloor } from './ve
 /** Errors a download can end with that say the release itself is bad (not the network). */
 const RELEASE_FAULTS = new Set(['ERR_OVERSEER_TOO_LARGE']);
 
+/**
+ * Errors of this machine, not of the release (the lock is held, the disk is full or not
+ * writable): the release is not refused, and the fetch loop backs off and tries again.
+ */
+const LOCAL_FAULTS = new Set(['ERR_OVERSEER_LOCKED', 'ERR_OVERSEER_SWAP_FAILED']);
+
 /** Downloads collect spent read buffers this often (see memory.ts). */
 const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
 
@@ -37,6 +43,8 @@ interface Candidate {
   /** What the echo-token check and preUpgrade see: the staged file or the extracted folder. */
   readonly path: string;
   readonly sha256: string;
+  /** The candidate is the folder the bundle already points at (its files changed since start). */
+  readonly live: boolean;
   swap(): Promise<void>;
   restore(): Promise<void>;
   /** Removes only what this poll created: never a folder that already existed (maybe live). */
@@ -89,6 +97,10 @@ export class Upgrader {
     this.#folder = await isFolderBundle(bundlePath);
     const removed = await cleanupStaleTemps(bundlePath).catch(() => []);
     for (const file of removed) log.debug(`removed stale temp file ${file}`);
+    if (this.#folder) {
+      const debris = await cleanupFolderDebris(bundlePath).catch(() => []);
+      for (const entry of debris) log.debug(`removed what a killed master left: ${entry}`);
+    }
     const target = await fs.promises.realpath(bundlePath).catch(() => bundlePath);
     if (await removeStaleLock(target)) log.debug(`removed the stale lock of ${target}`);
     this.#floor = higher(this.#floor, await readVersionFloor(bundlePath, (message) => log.warn(message)));
@@ -115,7 +127,7 @@ export class Upgrader {
         if (this.#rejections.refusedBytes(release, staged.rawSha256)) return this.#skipOnce(release, 'rejected-before', staged.rawSha256);
         ({ signedVersion } = verifyIntegrity(staged, release, this.#config.verify));
         attempt.candidate = await this.#prepare(staged);
-        if (attempt.candidate.sha256 === this.#host.sha256) return await this.#alreadyInstalled(release, attempt.candidate);
+        if (attempt.candidate.sha256 === this.#host.sha256 || attempt.candidate.live) return await this.#alreadyInstalled(release, attempt.candidate);
         if (this.#rejections.refusedBytes(release, attempt.candidate.sha256)) {
           await attempt.candidate.discard();
           return this.#skipOnce(release, 'rejected-before', attempt.candidate.sha256);
@@ -126,6 +138,7 @@ export class Upgrader {
         // Cleaned up before the event, so whoever hears of the refusal finds nothing left.
         await attempt.candidate?.discard();
         await discardStaged(staged);
+        if (isOverseerError(error) && LOCAL_FAULTS.has(error.code)) throw error;
         this.#refuse(attempt, error);
         return;
       }
@@ -201,7 +214,7 @@ export class Upgrader {
 
   /**
    * Step prepare: what verified bytes become: the staged file itself, or for a folder bundle
-   * the folder its archive extracts to. Extraction refuses unsafe archives (ERR_OVERSEER_CHECK_FAILED).
+   * the folder its archive extracts to. Extraction refuses unsafe archives (ERR_OVERSEER_UNSAFE_ARCHIVE).
    */
   async #prepare(staged: StagedRelease): Promise<Candidate> {
     const bundlePath = this.#host.bundlePath;
@@ -210,6 +223,7 @@ export class Upgrader {
       return {
         path: staged.tempPath,
         sha256: staged.sha256,
+        live: false,
         swap: async () => {
           targetPath = (await swapBundle(staged)).targetPath;
         },
@@ -219,13 +233,15 @@ export class Upgrader {
     }
     const installed = await installFolder(bundlePath, staged.tempPath);
     // An existing releases/<hash> may be the live one: only a folder this poll made is ours to remove.
-    const created = (installed as { readonly created?: boolean }).created === true;
+    const { created } = installed;
+    const current = created ? undefined : await fs.promises.realpath(bundlePath).catch(() => undefined);
     let live = false;
     return {
       path: installed.dir,
       sha256: installed.sha256,
+      live: current === installed.dir,
       swap: async () => {
-        await swapFolder(bundlePath, installed.dir);
+        await swapFolder(bundlePath, installed.dir, { keep: this.#config.keepReleases });
         live = true;
       },
       restore: () => restorePreviousFolder(bundlePath),

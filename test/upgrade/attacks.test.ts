@@ -92,7 +92,7 @@ function folderMasterScript(dir: string): string {
   fs.writeFileSync(script, `
 import { normalizeConfig } from ${dist('src/core/config.js')};
 import { ExecLauncher } from ${dist('src/core/launch/exec.js')};
-import { startMaster } from ${dist('src/core/master.js')};
+import { startMaster } from ${dist('src/core/start.js')};
 import { HttpFetcher } from ${dist('fetchers/index.js')};
 const spec = JSON.parse(process.env.MASTER_SPEC);
 const config = normalizeConfig({
@@ -100,7 +100,7 @@ const config = normalizeConfig({
   fetcher: new HttpFetcher({ interval: 100, ...spec.fetch }), readyTimeout: 3000, ...spec.config,
   onEvent: (event) => process.send?.({ event }),
 });
-await startMaster(config, new ExecLauncher({ command: process.execPath, args: [spec.bundle + '/server.mjs'], readiness: { kind: 'notify' }, bundlePath: spec.bundle }));
+await startMaster(config, { launcher: new ExecLauncher({ command: process.execPath, args: [spec.bundle + '/server.mjs'], readiness: { kind: 'notify' }, bundlePath: spec.bundle }) });
 `);
   return script;
 }
