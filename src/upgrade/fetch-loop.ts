@@ -22,6 +22,8 @@ export class FetchLoop {
   #current: Promise<void> | undefined;
   /** Aborted to end the current wait early (pollNow). */
   #wake: AbortController | undefined;
+  /** pollNow() came while a poll was under way: poll again once it ends, since it may have looked too early. */
+  #pollAgain = false;
   #running: Promise<void> | undefined;
 
   constructor(options: FetchLoopOptions) {
@@ -44,9 +46,10 @@ export class FetchLoop {
     await this.#options.fetcher.close?.();
   }
 
-  /** Polls as soon as minInterval allows, instead of waiting out the interval. */
+  /** Polls as soon as minInterval allows, instead of waiting out the interval; never lost during a poll. */
   pollNow(): void {
-    this.#wake?.abort();
+    if (this.#wake) this.#wake.abort();
+    else this.#pollAgain = true;
   }
 
   async #loop(): Promise<void> {
@@ -85,6 +88,10 @@ export class FetchLoop {
       const timer = sleep(delay, undefined, { signal: waiting.signal });
       const woken = new Promise<void>((resolve) => wake.signal.addEventListener('abort', () => resolve(), { once: true }))
         .then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }));
+      if (this.#pollAgain) {
+        this.#pollAgain = false;
+        wake.abort();
+      }
       const hint = fetcher.changed
         ? fetcher.changed(waiting.signal).then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }))
         : new Promise<never>(() => {});
