@@ -10,6 +10,11 @@ import { fixture, isAlive, tempDir, until } from '../helpers/master.ts';
 import { createMinisignKey } from '../../support/minisign.ts';
 
 const server = fs.readFileSync(fixture('deploy-server.mjs'));
+/**
+ * Messages as a user reads them: OverseerError messages are losing their "overseer: " prefix (it
+ * is added only where a message is printed); until then, it is taken out before matching.
+ */
+const unprefixed = (text: string) => text.replaceAll('overseer: ', '');
 const spawned = new Set<number>();
 const folders: string[] = [];
 after(() => {
@@ -41,11 +46,11 @@ function startDeploy(dir: string, args: string[] = []): Deploy {
   return {
     process: child,
     exited,
-    stderr: () => stderr,
+    stderr: () => unprefixed(stderr),
     stdout: () => stdout,
     line: (pattern, what, from = 0) => until(what, () => {
       if (child.exitCode !== null) throw new Error(`overseer deploy exited (${child.exitCode}) before ${what}:\n${stderr}`);
-      return stderr.slice(from).match(pattern) ?? undefined;
+      return unprefixed(stderr).slice(from).match(pattern) ?? undefined;
     }, 15_000),
   };
 }
@@ -95,7 +100,7 @@ async function command(app: string, name: string): Promise<string | undefined> {
   fs.rmSync(`${file}.failed`, { force: true });
   fs.writeFileSync(file, '');
   await until(`command/${name} to be handled`, () => (fs.existsSync(file) ? undefined : true), 20_000);
-  return fs.existsSync(`${file}.failed`) ? fs.readFileSync(`${file}.failed`, 'utf8') : undefined;
+  return fs.existsSync(`${file}.failed`) ? unprefixed(fs.readFileSync(`${file}.failed`, 'utf8')) : undefined;
 }
 
 /** One GET on a fresh connection. */
