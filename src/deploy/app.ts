@@ -60,8 +60,8 @@ export interface App {
   readonly busy: Set<string>;
   /** The last release-waiting reason reported, so it is said once. */
   waiting: string | undefined;
-  /** The last unsafe-folder problem reported, so it is said once. */
-  unsafe: string | undefined;
+  /** Unsafe folders already reported (by path), so each is said once until it is fixed. */
+  readonly reported: Set<string>;
   /** Pid of the master once it reported master-started (it handles the restart signal from then). */
   masterPid: number | undefined;
   readonly listeners: Set<(news: MasterNews) => void>;
@@ -76,7 +76,7 @@ export function newApp(root: string, name: string): App {
     release: path.join(dir, 'release'),
     archive: path.join(dir, 'archive'),
     command: path.join(dir, 'command'),
-    wanted: true, queue: Promise.resolve(), busy: new Set(), waiting: undefined, unsafe: undefined, masterPid: undefined,
+    wanted: true, queue: Promise.resolve(), busy: new Set(), waiting: undefined, reported: new Set(), masterPid: undefined,
     listeners: new Set(), watcher: undefined,
   };
 }

@@ -10,8 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { readAppConfig, APP_FILE } from './app-config.js';
 import { AppMasters } from './app-master.js';
 import { DEPLOY_DEFAULTS, codeOf, newApp, type App, type DeployOptions, type EventBody, type DeployEvent } from './app.js';
+import { checkAppFolders, checkFolder, prepareAppFolders, writeReport } from './folders.js';
 import { release, rollback, type GoLiveHost } from './go-live.js';
-import { OverseerError, describeError } from '../errors.js';
+import { OverseerError, describeError, isOverseerError } from '../errors.js';
 
 export { DEPLOY_DEFAULTS, type DeployEvent, type DeployOptions } from './app.js';
 
@@ -158,12 +159,15 @@ export class Deployment {
     const app = newApp(this.#dir, name);
     this.#apps.set(name, app);
     this.#emit({ type: 'app-found', app: name });
-    for (const folder of [app.release, app.archive, app.command]) await fs.promises.mkdir(folder, { recursive: true });
+    await prepareAppFolders(app);
+    // A symlinked folder is said now; the app runs on, and commands that need it are refused.
+    await checkAppFolders(app).catch((error: unknown) => this.#reportUnsafe(app, error));
     try {
+      await checkFolder(app.command);
       app.watcher = fs.watch(app.command, () => this.#scheduleScan());
       app.watcher.on('error', () => app.watcher?.close());
     } catch {
-      // The poll still sees the commands.
+      // The poll still sees the commands (and says once what is wrong with command/).
     }
     try {
       // Read first, so a broken app.json is reported now, not at the first command.
@@ -175,19 +179,31 @@ export class Deployment {
     }
   }
 
+  /** Reports an unsafe folder once (until it is fixed), as an app-error. */
+  #reportUnsafe(app: App, error: unknown): void {
+    const key = isOverseerError(error) ? (error.subject ?? error.message) : describeError(error);
+    if (app.reported.has(key)) return;
+    app.reported.add(key);
+    this.#emit({ type: 'app-error', app: app.name, error: describeError(error), code: codeOf(error) });
+  }
+
   async #scanCommands(app: App): Promise<void> {
     let entries: fs.Dirent[];
     try {
+      // Never through a link: its target could be anyone's folder.
+      await checkFolder(app.command);
+      app.reported.delete(app.command);
       entries = await fs.promises.readdir(app.command, { withFileTypes: true });
-    } catch {
+    } catch (error) {
+      if (isOverseerError(error, 'ERR_OVERSEER_UNSAFE_FOLDER')) this.#reportUnsafe(app, error);
       return;
     }
     const found: Array<{ name: string; identity: Identity }> = [];
     for (const entry of entries) {
       // Dot files are a deployer's temporaries; .failed files are our reports.
       if (!entry.isFile() || entry.name.startsWith('.') || entry.name.endsWith('.failed') || app.busy.has(entry.name)) continue;
-      const stat = await fs.promises.stat(path.join(app.command, entry.name)).catch(() => undefined);
-      if (stat) found.push({ name: entry.name, identity: { ino: stat.ino, mtimeMs: stat.mtimeMs } });
+      const stat = await fs.promises.lstat(path.join(app.command, entry.name)).catch(() => undefined);
+      if (stat?.isFile()) found.push({ name: entry.name, identity: { ino: stat.ino, mtimeMs: stat.mtimeMs } });
     }
     found.sort((a, b) => a.identity.mtimeMs - b.identity.mtimeMs || a.name.localeCompare(b.name));
     for (const { name, identity } of found) {
@@ -208,7 +224,7 @@ export class Deployment {
       await fs.promises.rm(`${file}.failed`, { force: true });
       this.#emit({ type: 'command-done', app: app.name, command: name, detail });
     } catch (error) {
-      await writeAtomically(`${file}.failed`, `${codeOf(error)}: ${describeError(error)}\n`).catch(() => {});
+      await writeReport(`${file}.failed`, `${codeOf(error)}: ${describeError(error)}\n`).catch(() => {});
       await removeIfUnchanged(file, identity);
       this.#emit({ type: 'command-failed', app: app.name, command: name, error: describeError(error), code: codeOf(error) });
     } finally {
@@ -248,12 +264,6 @@ export class Deployment {
  * Touching the same file again while it waits asks for the same thing, so that one goes.
  */
 async function removeIfUnchanged(file: string, identity: Identity): Promise<void> {
-  const stat = await fs.promises.stat(file).catch(() => undefined);
+  const stat = await fs.promises.lstat(file).catch(() => undefined);
   if (stat && stat.ino === identity.ino) await fs.promises.rm(file, { force: true });
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await fs.promises.writeFile(temp, text);
-  await fs.promises.rename(temp, file);
 }

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readAppConfig, type AppConfig } from './app-config.js';
 import type { AppMasters } from './app-master.js';
-import { DEPLOY_DEFAULTS, type App, type DeployOptions, type EventBody } from './app.js';
-import {
-  FAILED_SUFFIX, READY_MARKER, ROLLED_BACK_SUFFIX, newArchivePath, newestGoodArchive, pruneArchives, releaseCompleteness, verifyRelease,
-} from './release.js';
+import { DEPLOY_DEFAULTS, codeOf, type App, type DeployOptions, type EventBody } from './app.js';
+import { checkAppFolders, checkFolder, emptyRelease } from './folders.js';
+import { FAILED_SUFFIX, ROLLED_BACK_SUFFIX, newArchivePath, newestGoodArchive, pruneArchives, releaseCompleteness, verifyRelease } from './release.js';
+import { openStaged, stageCopy } from './staging.js';
 import { OverseerError, describeError } from '../errors.js';
 
 /** What going live needs from the deployment. */
@@ -21,9 +21,14 @@ export interface GoLiveHost {
   stopping(): boolean;
 }
 
-/** The `release` command; returns what it did, or undefined while release/ is still being staged. */
+/**
+ * The `release` command; returns what it did, or undefined while release/ is still being staged.
+ * release/ is copied into a private folder first, verified there and goes live from there, so
+ * what goes live is exactly what was verified.
+ */
 export async function release(host: GoLiveHost, app: App): Promise<string | undefined> {
   const config = await readAppConfig(app.dir);
+  await checkAppFolders(app);
   const completeness = await releaseCompleteness(app.release, config.quietPeriod ?? host.options.quietPeriod);
   if (!completeness.complete) {
     // Said once per reason; the quiet period's countdown is not a new reason.
@@ -33,15 +38,24 @@ export async function release(host: GoLiveHost, app: App): Promise<string | unde
     return undefined;
   }
   app.waiting = undefined;
-  const verification = await verifyRelease(app.release, { publicKey: config.publicKey, label: app.name });
-  host.emit({ type: 'release-verified', app: app.name, checked: verification.checked, keyId: verification.keyId });
-  const { archived } = await goLive(host, app, config, app.release, '', 'the release');
+  const staging = await stageCopy(app.release, app.dir);
+  let archived: string | undefined;
+  try {
+    const verification = await verifyRelease(staging, { publicKey: config.publicKey, label: app.name, origin: app.release });
+    host.emit({ type: 'release-verified', app: app.name, checked: verification.checked, keyId: verification.keyId });
+    await openStaged(staging, app.release);
+    ({ archived } = await goLive(host, app, config, staging, '', 'the release', () => emptyRelease(app)));
+  } finally {
+    // Gone once it went live (renamed); a refused copy is removed, and release/ stays as it was.
+    await fs.promises.rm(staging, { recursive: true, force: true });
+  }
   return `release is live${archived ? `; the previous one is archive/${path.basename(archived)}` : ''}`;
 }
 
 /** The `rollback` command. */
 export async function rollback(host: GoLiveHost, app: App): Promise<string> {
   const config = await readAppConfig(app.dir);
+  await checkAppFolders(app, [app.archive]);
   const target = await newestGoodArchive(app.archive);
   if (target === undefined) {
     throw new OverseerError(
@@ -58,9 +72,11 @@ export async function rollback(host: GoLiveHost, app: App): Promise<string> {
  * Makes `source` the current release: current/ → archive/, source → current/, then a
  * ready-first handoff (or a start, when the app is not running). When the new release does
  * not get ready, its folder goes to archive/…-failed and the previous one comes back, still
- * serving. Throws ERR_OVERSEER_ROLLED_BACK then.
+ * serving. Throws ERR_OVERSEER_ROLLED_BACK then. `moved` runs once `source` is current/.
  */
-async function goLive(host: GoLiveHost, app: App, config: AppConfig, source: string, oldSuffix: string, what: string): Promise<{ archived: string | undefined }> {
+async function goLive(
+  host: GoLiveHost, app: App, config: AppConfig, source: string, oldSuffix: string, what: string, moved?: () => Promise<void>,
+): Promise<{ archived: string | undefined }> {
   const { masters } = host;
   if (host.stopping()) throw new OverseerError('ERR_OVERSEER_CHILD_FAILED', 'overseer deploy is stopping');
   const live = await masters.waitLive(app);
@@ -76,10 +92,8 @@ async function goLive(host: GoLiveHost, app: App, config: AppConfig, source: str
     if (archived) await fs.promises.rename(archived, app.current);
     throw new OverseerError('ERR_OVERSEER_SWAP_FAILED', `cannot move ${what} into current/: ${describeError(error)}`, { subject: source, cause: error });
   }
-  if (source === app.release) {
-    await fs.promises.mkdir(app.release, { recursive: true });
-    await fs.promises.rm(path.join(app.current, READY_MARKER), { force: true });
-  }
+  // release/ emptied: a failure to do so is said, and the release goes on.
+  await moved?.().catch((error: unknown) => host.emit({ type: 'app-error', app: app.name, error: describeError(error), code: codeOf(error) }));
   app.wanted = true;
   try {
     if (live) await masters.handoff(app, config);
@@ -110,6 +124,8 @@ async function goLive(host: GoLiveHost, app: App, config: AppConfig, source: str
 }
 
 async function prune(host: GoLiveHost, app: App, config: AppConfig): Promise<void> {
+  // Again just before removing anything: a link put in its place meanwhile is not followed.
+  await checkFolder(app.archive);
   const removed = await pruneArchives(app.archive, config.archives ?? host.options.archives ?? DEPLOY_DEFAULTS.archives);
   if (removed.length > 0) host.emit({ type: 'archives-pruned', app: app.name, removed });
 }
