@@ -73,9 +73,9 @@ describe('overseer deploy: hostile folders', () => {
     const before = snapshot(path.join(outside, 'victim-archive'));
     stage(files, 'f2');
     const failed = await command(files, 'release');
+    assert.deepEqual(snapshot(path.join(outside, 'victim-archive')), before, 'nothing outside was deleted or added');
     assert.match(failed ?? '', /^ERR_OVERSEER_UNSAFE_FOLDER: \S+\/files\/archive is a symlink/);
     assert.match(failed ?? '', /replace it with a folder/);
-    assert.deepEqual(snapshot(path.join(outside, 'victim-archive')), before, 'nothing outside was deleted or added');
     assert.equal(versionIn(path.join(files, 'current')), 'f1');
     assert.ok(deploy.stdout().includes('f1 ready') && !deploy.stdout().includes('f2 ready'));
     assert.match(deploy.stderr(), /files: error: \S+\/files\/archive is a symlink/, 'reported when the app was found');
@@ -93,10 +93,10 @@ describe('overseer deploy: hostile folders', () => {
     fs.writeFileSync(path.join(release, 'SHA256SUMS.minisig'), key.sign(fs.readFileSync(path.join(release, 'SHA256SUMS'))));
     fs.writeFileSync(path.join(release, '.ready'), '');
     const failed = await command(web, 'release');
+    assert.equal(fs.existsSync(path.join(web, 'current', 'public.txt')), false, 'no link to the secret went live');
     assert.match(failed ?? '', /^ERR_OVERSEER_RELEASE_INVALID: release\/d\/up is a symlink that resolves to \S+\/web \(through l\/\.\.\), outside release\//);
     assert.equal((await get(port)).version, 'v1', 'the current release still serves');
     assert.equal(versionIn(path.join(web, 'current')), 'v1');
-    assert.equal(fs.existsSync(path.join(web, 'current', 'public.txt')), false, 'no link to the secret went live');
   });
 
   test('a file changed after verification: what goes live is what was verified', async () => {
