@@ -1,7 +1,8 @@
 /**
- * Going live in an `overseer deploy` application: `release` (verify release/, make it current/,
- * hand off ready-first) and `rollback` (the newest good archive becomes current/ again), each
- * undone by itself when the new release does not get ready; then archive/ is pruned.
+ * Going live in an `overseer deploy` application: `release` (copy release/ into a private folder,
+ * verify the copy, make it current/, hand off ready-first) and `rollback` (the newest good archive
+ * becomes current/ again), each undone by itself when the new release does not get ready; then
+ * archive/ is pruned.
  */
 import fs from 'node:fs';
 import path from 'node:path';
