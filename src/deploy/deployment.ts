@@ -224,7 +224,8 @@ export class Deployment {
       await fs.promises.rm(`${file}.failed`, { force: true });
       this.#emit({ type: 'command-done', app: app.name, command: name, detail });
     } catch (error) {
-      await writeReport(`${file}.failed`, `${codeOf(error)}: ${describeError(error)}\n`).catch(() => {});
+      // command/ is looked at again: a link put in its place since the scan is not written through.
+      await checkFolder(app.command).then(() => writeReport(`${file}.failed`, `${codeOf(error)}: ${describeError(error)}\n`)).catch(() => {});
       await removeIfUnchanged(file, identity);
       this.#emit({ type: 'command-failed', app: app.name, command: name, error: describeError(error), code: codeOf(error) });
     } finally {
