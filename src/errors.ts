@@ -40,6 +40,8 @@ export const CODES = {
   ERR_OVERSEER_RELEASE_INVALID: 'an `overseer deploy` release/ folder is empty, or its files and its SHA256SUMS do not list the same paths',
   ERR_OVERSEER_NO_ARCHIVE: 'an `overseer deploy` rollback found no earlier release in archive/',
   ERR_OVERSEER_UNKNOWN_COMMAND: 'a file in an `overseer deploy` command/ folder names no command (stop, start, release, rollback)',
+  ERR_OVERSEER_DEPLOY_FAILED: 'an `overseer deploy` command or app folder hit an unexpected error outside overseer (a file system call failed; the message names it)',
+  ERR_OVERSEER_UNSAFE_FOLDER: 'the release/, archive/ or command/ folder of an `overseer deploy` app is a symlink or not a folder, so it is not used',
 } as const;
 
 export type ErrorCode = keyof typeof CODES;

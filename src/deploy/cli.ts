@@ -120,7 +120,7 @@ export function describeEvent(event: DeployEvent, debug = false): string | undef
     case 'app-found':
       return 'found';
     case 'app-error':
-      return `error: ${event.error.replace(/^overseer: /, '')}`;
+      return `error: ${event.error}`;
     case 'app-state':
       if (event.state === 'running') return `overseer run started (pid ${event.pid})`;
       if (event.state === 'backoff') return `overseer run exited (${event.signal ?? `code ${event.exitCode}`}); starting it again after a delay`;
@@ -141,7 +141,7 @@ export function describeEvent(event: DeployEvent, debug = false): string | undef
     case 'command-done':
       return `command/${event.command} done: ${event.detail}`;
     case 'command-failed':
-      return `command/${event.command} failed: ${event.code}: ${event.error.replace(/^overseer: /, '')}`;
+      return `command/${event.command} failed: ${event.code}: ${event.error}`;
     case 'master-event':
       return debug ? `${event.event.type} ${JSON.stringify(event.event)}` : undefined;
   }

@@ -83,13 +83,18 @@ export interface ReleaseVerification {
 }
 
 /**
- * Verifies release/: with `publicKey`, SHA256SUMS.minisig must be a valid signature of
- * SHA256SUMS; with SHA256SUMS (signed or not), it must list exactly the files in release/ (the
- * marker and the sums themselves aside) and each must match. Symlinks must stay inside release/.
- * `label` names the app in messages.
+ * Verifies a release folder (the private copy of release/; messages name release/): with
+ * `publicKey`, SHA256SUMS.minisig must be a valid signature of SHA256SUMS; with SHA256SUMS
+ * (signed or not), it must list exactly the files in the folder (the marker and the sums
+ * themselves aside) and each must match. Every symlink must resolve, for real, inside the folder.
+ * `label` names the app in messages; `origin` is the release/ folder the copy was taken from.
  */
-export async function verifyRelease(releaseDir: string, options: { readonly publicKey?: string | undefined; readonly label: string }): Promise<ReleaseVerification> {
+export async function verifyRelease(releaseDir: string, options: { readonly publicKey?: string | undefined; readonly label: string; readonly origin?: string }): Promise<ReleaseVerification> {
   const { label } = options;
+  const origin = options.origin ?? releaseDir;
+  // Links first: nothing below is read through a link that leaves the folder.
+  const entries = await walk(releaseDir);
+  await checkLinks(releaseDir, entries, origin);
   const sumsPath = path.join(releaseDir, SUMS_FILE);
   const hasSums = fs.existsSync(sumsPath);
   let keyId: string | undefined;
@@ -99,7 +104,7 @@ export async function verifyRelease(releaseDir: string, options: { readonly publ
       throw new OverseerError(
         'ERR_OVERSEER_SIGNATURE_MISSING',
         `${label}/app.json has a publicKey but release/ has no ${SUMS_FILE}; write one (sha256sum FILES > ${SUMS_FILE}) and sign it (minisign -Sm ${SUMS_FILE})`,
-        { subject: sumsPath },
+        { subject: path.join(origin, SUMS_FILE) },
       );
     }
     const signaturePath = path.join(releaseDir, SIGNATURE_FILE);
@@ -110,7 +115,7 @@ export async function verifyRelease(releaseDir: string, options: { readonly publ
       throw new OverseerError(
         'ERR_OVERSEER_SIGNATURE_MISSING',
         `${label}/app.json has a publicKey but release/${SIGNATURE_FILE} cannot be read (${describeError(error)}); sign the sums with minisign -Sm ${SUMS_FILE}`,
-        { subject: signaturePath, cause: error },
+        { subject: path.join(origin, SIGNATURE_FILE), cause: error },
       );
     }
     const signature = parseSignature(signatureText, `release/${SIGNATURE_FILE}`);
@@ -119,39 +124,56 @@ export async function verifyRelease(releaseDir: string, options: { readonly publ
   if (!hasSums) return { checked: 0, keyId };
 
   const listed = parseSums(await fs.promises.readFile(sumsPath, 'utf8'));
-  const entries = await walk(releaseDir);
   const present = new Map<string, Entry>();
   for (const entry of entries) {
     if (entry.stat.isDirectory() || NOT_RELEASE_FILES.has(entry.name)) continue;
     if (entry.stat.isSymbolicLink()) {
-      const target = path.resolve(path.dirname(entry.file), await fs.promises.readlink(entry.file));
-      if (target !== releaseDir && !target.startsWith(`${releaseDir}${path.sep}`)) {
-        throw invalid(`release/${entry.name} is a symlink to ${target}, outside release/; a verified release must be self-contained`, entry.file);
-      }
       // A link into the release is covered by its target's line; one listed itself is checked below.
       if (!listed.has(entry.name)) continue;
     } else if (!entry.stat.isFile()) {
-      throw invalid(`release/${entry.name} is neither a file, a folder nor a symlink`, entry.file);
+      throw invalid(`release/${entry.name} is neither a file, a folder nor a symlink`, path.join(origin, entry.name));
     }
     present.set(entry.name, entry);
   }
   const unlisted = [...present.keys()].filter((name) => !listed.has(name));
   if (unlisted.length > 0) {
-    throw invalid(`${SUMS_FILE} does not list ${unlisted.slice(0, 5).map((name) => `release/${name}`).join(', ')}${unlisted.length > 5 ? ` and ${unlisted.length - 5} more` : ''}; list every file of the release (or remove the extra files)`, sumsPath);
+    throw invalid(`${SUMS_FILE} does not list ${unlisted.slice(0, 5).map((name) => `release/${name}`).join(', ')}${unlisted.length > 5 ? ` and ${unlisted.length - 5} more` : ''}; list every file of the release (or remove the extra files)`, path.join(origin, SUMS_FILE));
   }
   for (const [name, expected] of listed) {
     const entry = present.get(name);
-    if (entry === undefined) throw invalid(`${SUMS_FILE} lists ${name}, which release/ does not have; copy it, or regenerate ${SUMS_FILE}`, sumsPath);
+    if (entry === undefined) throw invalid(`${SUMS_FILE} lists ${name}, which release/ does not have; copy it, or regenerate ${SUMS_FILE}`, path.join(origin, SUMS_FILE));
     const actual = await sha256File(entry.file);
     if (actual !== expected) {
       throw new OverseerError(
         'ERR_OVERSEER_CHECKSUM_MISMATCH',
         `release/${name} does not match ${SUMS_FILE}: its sha256 is ${actual}, the sums say ${expected}; a changed or half-copied file (copy it again, or regenerate ${SUMS_FILE})`,
-        { subject: entry.file },
+        { subject: path.join(origin, name) },
       );
     }
   }
   return { checked: listed.size, keyId };
+}
+
+/**
+ * Every symlink must resolve inside the folder, following each link for real: a chain such as
+ * d/l -> .., d/up -> l/.. looks inside as text and leaves it. A dangling link is refused too
+ * (what it would point at cannot be checked).
+ */
+async function checkLinks(releaseDir: string, entries: readonly Entry[], origin: string): Promise<void> {
+  const root = await fs.promises.realpath(releaseDir);
+  for (const entry of entries) {
+    if (!entry.stat.isSymbolicLink()) continue;
+    const text = await fs.promises.readlink(entry.file);
+    let target: string;
+    try {
+      target = await fs.promises.realpath(entry.file);
+    } catch (error) {
+      throw invalid(`release/${entry.name} is a symlink to ${text}, which does not resolve (${describeError(error)}); a release's links must point at its own files`, path.join(origin, entry.name));
+    }
+    if (target !== root && !target.startsWith(`${root}${path.sep}`)) {
+      throw invalid(`release/${entry.name} is a symlink that resolves to ${target} (through ${text}), outside release/; a release must be self-contained`, path.join(origin, entry.name));
+    }
+  }
 }
 
 /** Reads `sha256sum` output ("HEX  name" or "HEX *name"); names are relative, without "..". */
@@ -179,7 +201,16 @@ function invalid(message: string, subject?: string): OverseerError {
 export function newArchivePath(archiveDir: string, suffix = '', now = Date.now()): string {
   for (let at = now; ; at += 1) {
     const candidate = path.join(archiveDir, `${new Date(at).toISOString().replace(/:/g, '-')}${suffix}`);
-    if (!fs.existsSync(candidate)) return candidate;
+    // lstat: a dangling link under that name is taken, too.
+    if (!lstatSafe(candidate)) return candidate;
+  }
+}
+
+function lstatSafe(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file);
+  } catch {
+    return undefined;
   }
 }
 

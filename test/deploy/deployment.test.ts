@@ -1,125 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Load } from '../helpers/load.ts';
-import { fixture, isAlive, tempDir, until } from '../helpers/master.ts';
+import { fixture, isAlive, until } from '../helpers/master.ts';
 import { createMinisignKey } from '../../support/minisign.ts';
+import { archives, cleanUp, command, get, makeApp, stage, startDeploy, tempDir, versionIn, type Deploy } from './deploy-helpers.ts';
 
-const server = fs.readFileSync(fixture('deploy-server.mjs'));
-const spawned = new Set<number>();
-const folders: string[] = [];
-after(() => {
-  for (const pid of spawned) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
-});
-
-interface Deploy {
-  readonly process: ChildProcess;
-  readonly exited: Promise<number | null>;
-  stderr(): string;
-  stdout(): string;
-  /** The first match of `pattern` in stderr after `from` characters, once it is there. */
-  line(pattern: RegExp, what: string, from?: number): Promise<RegExpMatchArray>;
-}
-
-/** Starts `overseer deploy DIR` through the test entry point and remembers every pid it reports. */
-function startDeploy(dir: string, args: string[] = []): Deploy {
-  const child = spawn(process.execPath, [fixture('deploy-main.mjs'), dir, '--poll', '50', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  spawned.add(child.pid ?? -1);
-  let stderr = '';
-  let stdout = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    for (const match of chunk.matchAll(/(?:pid|child) (\d+)/g)) spawned.add(Number(match[1]));
-  });
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    process: child,
-    exited,
-    stderr: () => stderr,
-    stdout: () => stdout,
-    line: (pattern, what, from = 0) => until(what, () => {
-      if (child.exitCode !== null) throw new Error(`overseer deploy exited (${child.exitCode}) before ${what}:\n${stderr}`);
-      return stderr.slice(from).match(pattern) ?? undefined;
-    }, 15_000),
-  };
-}
-
-interface AppOptions {
-  readonly version?: string;
-  readonly listen?: boolean;
-  readonly extra?: Record<string, unknown>;
-}
-
-/** An application folder with app.json and, given a version, a current/ release of the fixture server. */
-function makeApp(dir: string, name: string, options: AppOptions = {}): string {
-  const app = path.join(dir, name);
-  fs.mkdirSync(app, { recursive: true });
-  fs.writeFileSync(path.join(app, 'app.json'), JSON.stringify({
-    command: [process.execPath, 'server.mjs'],
-    ...(options.listen === false ? {} : { listen: ['web=127.0.0.1:0'] }),
-    ...options.extra,
-  }));
-  if (options.version !== undefined) writeRelease(path.join(app, 'current'), options.version);
-  return app;
-}
-
-function writeRelease(folder: string, version: string, extra: Record<string, string> = {}): void {
-  fs.mkdirSync(folder, { recursive: true });
-  fs.writeFileSync(path.join(folder, 'server.mjs'), server);
-  fs.writeFileSync(path.join(folder, 'VERSION'), `${version}\n`);
-  for (const [name, text] of Object.entries(extra)) fs.writeFileSync(path.join(folder, name), text);
-}
-
-/** Stages a release in release/ (emptied first); SHA256SUMS lists every file when `sums`. */
-function stage(app: string, version: string, options: { marker?: boolean; sums?: boolean; extra?: Record<string, string> } = {}): string {
-  const release = path.join(app, 'release');
-  fs.rmSync(release, { recursive: true, force: true });
-  writeRelease(release, version, options.extra);
-  if (options.sums) {
-    const lines = fs.readdirSync(release).sort().map((name) => `${createHash('sha256').update(fs.readFileSync(path.join(release, name))).digest('hex')}  ${name}\n`);
-    fs.writeFileSync(path.join(release, 'SHA256SUMS'), lines.join(''));
-  }
-  if (options.marker !== false) fs.writeFileSync(path.join(release, '.ready'), '');
-  return release;
-}
-
-/** Drops command/NAME and waits until it is handled; returns command/NAME.failed, if written. */
-async function command(app: string, name: string): Promise<string | undefined> {
-  const file = path.join(app, 'command', name);
-  fs.rmSync(`${file}.failed`, { force: true });
-  fs.writeFileSync(file, '');
-  await until(`command/${name} to be handled`, () => (fs.existsSync(file) ? undefined : true), 20_000);
-  return fs.existsSync(`${file}.failed`) ? fs.readFileSync(`${file}.failed`, 'utf8') : undefined;
-}
-
-/** One GET on a fresh connection. */
-function get(port: number): Promise<{ pid: number; version: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => {
-        try {
-          resolve(JSON.parse(body) as { pid: number; version: string });
-        } catch (error) {
-          reject(error as Error);
-        }
-      });
-    }).on('error', reject);
-  });
-}
-
-const archives = (app: string) => fs.readdirSync(path.join(app, 'archive')).sort();
-const versionIn = (folder: string) => fs.readFileSync(path.join(folder, 'VERSION'), 'utf8').trim();
+after(cleanUp);
 
 describe('overseer deploy: a folder of applications', () => {
   const dir = tempDir('overseer-deploy-');
-  folders.push(dir);
   const web = makeApp(dir, 'web', { version: 'v1' });
   const key = createMinisignKey();
   const worker = makeApp(dir, 'worker', { version: 'w1', listen: false, extra: { publicKey: key.publicKey } });
@@ -269,8 +161,7 @@ describe('overseer deploy: a folder of applications', () => {
 describe('overseer deploy: quiet period and a first release', () => {
   test('an app with no current/ starts on its first release, taken after a quiet period without marker', async () => {
     const dir = tempDir('overseer-deploy-quiet-');
-    folders.push(dir);
-    const app = makeApp(dir, 'job', { listen: false });
+      const app = makeApp(dir, 'job', { listen: false });
     fs.mkdirSync(path.join(dir, 'typo'));
     fs.writeFileSync(path.join(dir, 'typo', 'app.json'), JSON.stringify({ comand: ['./server'] }));
     fs.mkdirSync(path.join(dir, 'notes'));
@@ -313,7 +204,6 @@ describe('overseer deploy: quiet period and a first release', () => {
     assert.equal(badArchives.code, 2);
     assert.match(badArchives.stderr, /--archives takes a whole number; got "many"/);
     const empty = tempDir();
-    folders.push(empty);
     const missing = await run([path.join(empty, 'nope')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /the deployment folder \S+ cannot be read/);
