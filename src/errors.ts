@@ -12,7 +12,7 @@ export const CODES = {
   ERR_OVERSEER_NOT_A_CHILD: 'a child-only call was made outside a child',
   ERR_OVERSEER_CHILD_FAILED: 'a new child exited or its program threw before it was ready',
   ERR_OVERSEER_READY_TIMEOUT: 'a new child was not ready within readyTimeout',
-  ERR_OVERSEER_SHUTTING_DOWN: 'a handoff was asked for, or its new child got ready, while the master is shutting down',
+  ERR_OVERSEER_SHUTTING_DOWN: 'a handoff or a deploy command was asked for, or a new child got ready, while the master or overseer deploy is shutting down',
   ERR_OVERSEER_FETCH_FAILED: 'a fetcher could not reach or read its source',
   ERR_OVERSEER_DOWNLOAD_FAILED: 'a release download broke off, stalled, outlived downloadTimeout or fell below minDownloadRate',
   ERR_OVERSEER_INSECURE_REDIRECT: 'a release source redirected from https: to http:, or to plain http: on another machine without allowInsecureHttp',

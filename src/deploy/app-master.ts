@@ -58,7 +58,7 @@ export class AppMasters {
 
   /** Starts the app's `overseer run` master under the supervisor, from a fresh read of app.json. */
   async start(app: App): Promise<void> {
-    if (this.#host.stopping()) throw new OverseerError('ERR_OVERSEER_CHILD_FAILED', 'overseer deploy is stopping');
+    if (this.#host.stopping()) throw new OverseerError('ERR_OVERSEER_SHUTTING_DOWN', 'overseer deploy is stopping');
     const config = await readAppConfig(app.dir);
     if (!fs.existsSync(app.current)) {
       throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `${app.name} has no current/ folder; stage a release in release/ and drop command/release`, { subject: app.current });

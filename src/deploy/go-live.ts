@@ -79,7 +79,7 @@ async function goLive(
   host: GoLiveHost, app: App, config: AppConfig, source: string, oldSuffix: string, what: string, moved?: () => Promise<void>,
 ): Promise<{ archived: string | undefined }> {
   const { masters } = host;
-  if (host.stopping()) throw new OverseerError('ERR_OVERSEER_CHILD_FAILED', 'overseer deploy is stopping');
+  if (host.stopping()) throw new OverseerError('ERR_OVERSEER_SHUTTING_DOWN', 'overseer deploy is stopping');
   const live = await masters.waitLive(app);
   if (!live && masters.isActive(app)) await masters.stop(app);
   let archived: string | undefined;

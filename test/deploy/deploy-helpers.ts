@@ -11,11 +11,6 @@ import path from 'node:path';
 import { fixture, isAlive, tempDir as makeTempDir, until } from '../helpers/master.ts';
 
 const server = fs.readFileSync(fixture('deploy-server.mjs'));
-/**
- * Messages as a user reads them: OverseerError messages are losing their "overseer: " prefix (it
- * is added only where a message is printed); until then, it is taken out before matching.
- */
-export const unprefixed = (text: string) => text.replaceAll('overseer: ', '');
 const spawned = new Set<number>();
 const folders: string[] = [];
 
@@ -56,11 +51,11 @@ export function startDeploy(dir: string, args: string[] = []): Deploy {
   return {
     process: child,
     exited,
-    stderr: () => unprefixed(stderr),
+    stderr: () => stderr,
     stdout: () => stdout,
     line: (pattern, what, from = 0) => until(what, () => {
       if (child.exitCode !== null) throw new Error(`overseer deploy exited (${child.exitCode}) before ${what}:\n${stderr}`);
-      return unprefixed(stderr).slice(from).match(pattern) ?? undefined;
+      return stderr.slice(from).match(pattern) ?? undefined;
     }, 15_000),
   };
 }
@@ -110,7 +105,7 @@ export async function command(app: string, name: string): Promise<string | undef
   fs.rmSync(`${file}.failed`, { force: true });
   fs.writeFileSync(file, '');
   await until(`command/${name} to be handled`, () => (fs.existsSync(file) ? undefined : true), 20_000);
-  return fs.existsSync(`${file}.failed`) ? unprefixed(fs.readFileSync(`${file}.failed`, 'utf8')) : undefined;
+  return fs.existsSync(`${file}.failed`) ? fs.readFileSync(`${file}.failed`, 'utf8') : undefined;
 }
 
 /** One GET on a fresh connection. */
