@@ -13,11 +13,15 @@ export const cli = `${root}/dist/src/cli/main.js`;
 
 const started: ChildProcess[] = [];
 const childPids = new Set<number>();
+/** For each master started, the pids of the children it reported forking. */
+const forkedBy: Array<() => number[]> = [];
 const dirs: string[] = [];
 
 /** Kills every master and child the CLI tests started and removes their directories. */
 export function cleanupCli(): void {
   for (const master of started) if (master.exitCode === null && master.signalCode === null) master.kill('SIGKILL');
+  // Children of a master killed here have no IPC channel to notice it: every one it forked goes too.
+  for (const forkedPids of forkedBy) for (const pid of forkedPids()) childPids.add(pid);
   for (const pid of childPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 }
@@ -58,5 +62,6 @@ export function runCli(args: string[], cwd = root) {
     for (const event of found) if (event.type === 'child-ready') childPids.add(event.pid as number);
     return found[count - 1];
   }, timeoutMs);
+  forkedBy.push(() => events('child-forked').map((event) => event.pid as number));
   return { master, events, waitFor, exited, stderr: () => stderr };
 }
