@@ -177,7 +177,7 @@ async function checkLinks(releaseDir: string, entries: readonly Entry[], origin:
 }
 
 /** Reads `sha256sum` output ("HEX  name" or "HEX *name"); names are relative, without "..". */
-function parseSums(text: string): Map<string, string> {
+export function parseSums(text: string): Map<string, string> {
   const sums = new Map<string, string>();
   text.split('\n').forEach((raw, index) => {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
