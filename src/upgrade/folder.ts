@@ -14,6 +14,7 @@ import { OverseerError } from '../errors.js';
 import { manifestSha256 } from './hash.js';
 import { withBundleLock } from './lock.js';
 import { extractTar } from './tar.js';
+import { isRunning } from './temps.js';
 
 /** Release folders kept after a swap besides the live one and `.previous`. */
 export const DEFAULT_KEEP_RELEASES = 3;
@@ -199,14 +200,6 @@ export async function discardFolder(dir: string, linkPath = installedFor.get(dir
   return true;
 }
 
-function ownerGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
 
 /**
  * Removes what a killed master left: `.overseer-*.tmp.d` folders beside the release folders and
@@ -218,7 +211,7 @@ function ownerGone(pid: number): boolean {
 export async function cleanupFolderDebris(linkPath: string, olderThanMs = DEFAULT_DEBRIS_AGE_MS): Promise<string[]> {
   const removed: string[] = [];
   const stale = async (full: string, pid: string | undefined, host: string | undefined): Promise<boolean> => {
-    if (pid !== undefined && host === HOST && ownerGone(Number(pid))) return true;
+    if (pid !== undefined && host === HOST && !isRunning(Number(pid))) return true;
     const stat = await fs.lstat(full).catch(() => undefined);
     return stat !== undefined && Date.now() - stat.mtimeMs > olderThanMs;
   };

@@ -34,7 +34,7 @@ function tempNamePattern(targetPath: string): RegExp {
 }
 
 /** True when a process with this pid runs (EPERM: it runs as another user). */
-function isRunning(pid: number): boolean {
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -10,6 +10,7 @@ import semverGt from 'semver/functions/gt.js';
 import semverLt from 'semver/functions/lt.js';
 import semverValid from 'semver/functions/valid.js';
 import { OverseerError } from '../errors.js';
+import { isRunning } from './temps.js';
 
 /** What is known of a release's version, and how far each claim can be trusted. */
 export interface VersionClaims {
@@ -35,14 +36,6 @@ async function removeDeadTemps(file: string): Promise<void> {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Reads the persisted floor; a missing or unreadable file is no floor (with a warning for the latter). */
 export async function readVersionFloor(bundlePath: string, warn: (message: string) => void): Promise<string | undefined> {

@@ -18,6 +18,7 @@ import { ask } from '../helpers/load.ts';
 import { fixture, root, startMaster, tempDir, type RunningMaster } from '../helpers/master.ts';
 import { createMinisignKey, type MinisignTestKey } from '../../support/minisign.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
+import { tar } from './tar-archive.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -57,32 +58,6 @@ async function fileApp(server: ReleaseServer, options: { source?: string; config
 async function assertUntouched(master: RunningMaster, pid: number, files: Array<[string, string]>): Promise<void> {
   assert.equal((await ask(master.port)).pid, pid, 'the old child still serves');
   for (const [file, content] of files) assert.equal(fs.readFileSync(file, 'utf8'), content, `${file} is intact`);
-}
-
-/** A tar archive written by hand, so any entry, however hostile, can be made. */
-function tar(entries: Array<{ name: string; type?: '0' | '2' | '5'; body?: string; link?: string }>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const entry of entries) {
-    const body = Buffer.from(entry.body ?? '');
-    const header = Buffer.alloc(512);
-    header.write(entry.name, 0, 100, 'utf8');
-    header.write(`${(entry.type === '5' ? 0o755 : 0o644).toString(8).padStart(7, '0')}\0`, 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write(entry.type ?? '0', 156);
-    header.write(entry.link ?? '', 157, 100, 'utf8');
-    header.write('ustar\0', 257);
-    header.write('00', 263);
-    header.fill(' ', 148, 156);
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
 }
 
 /** A master for a release folder (`current -> releases/<x>`) running folder-server.mjs, with sidecars. */
@@ -140,7 +115,7 @@ describe('attacks on the release path', () => {
     const server = await releaseServer();
     // Each link looks "inside" as text; followed for real, u0 is the app's own folder.
     const hostile = gzipSync(tar([
-      { name: 'd/', type: '5' },
+      { name: 'd/', type: '5', mode: 0o755 },
       { name: 'd/l', type: '2', link: '..' },
       { name: 'd/up', type: '2', link: 'l/..' },
       { name: 'u0', type: '2', link: 'd/up/..' },
