@@ -1,4 +1,7 @@
 /** Hand-made tar archives for the extractor tests: any entry, however hostile, can be written. */
+import fs from 'node:fs';
+import path from 'node:path';
+
 export interface TarEntry {
   readonly name: string;
   readonly type?: '0' | '1' | '2' | '3' | '5' | '6' | 'x' | 'L';
@@ -61,4 +64,15 @@ export function linkChain(depth: number, file: string, body: string): TarEntry[]
   for (let i = 1; i < depth; i++) entries.push({ name: `u${i}`, type: '2', link: `u${i - 1}/..` });
   entries.push({ name: `u${depth - 1}/${file}`, body });
   return entries;
+}
+
+/** Every path under `dir`, relative, sorted; links are listed, never followed (readdir's own recursion follows them on Node 20). */
+export function listing(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true })) {
+    const item = path.join(prefix, entry.name);
+    out.push(item);
+    if (entry.isDirectory()) out.push(...listing(dir, item));
+  }
+  return out.sort();
 }

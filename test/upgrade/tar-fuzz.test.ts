@@ -17,7 +17,7 @@ import { OverseerError } from '../../src/errors.ts';
 import { discardStaged, stageRelease } from '../../src/upgrade/bundle.ts';
 import { extractTar } from '../../src/upgrade/tar.ts';
 import { tempDir } from '../helpers/master.ts';
-import { linkChain, pax, tar, type TarEntry } from './tar-archive.ts';
+import { linkChain, listing, pax, tar, type TarEntry } from './tar-archive.ts';
 
 /** Codes a hostile or broken archive may be refused with (DOWNLOAD_FAILED: not valid gzip). */
 const CODES = new Set(['ERR_OVERSEER_UNSAFE_ARCHIVE', 'ERR_OVERSEER_DOWNLOAD_FAILED', 'ERR_OVERSEER_TOO_LARGE']);
@@ -33,16 +33,6 @@ const scratch = tempDir('overseer-fuzz-archives-');
 const bundle = path.join(scratch, 'bundle');
 fs.writeFileSync(bundle, '');
 
-/** Every path under `dir`, relative, sorted; links are listed, never followed (readdir's own recursion follows them on Node 20). */
-function listing(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true })) {
-    const item = path.join(prefix, entry.name);
-    out.push(item);
-    if (entry.isDirectory()) out.push(...listing(dir, item));
-  }
-  return out.sort();
-}
 const expectedOutside = listing(base);
 
 /** Real archives: gnu and pax formats, long names, inside links, an executable, an empty dir. */

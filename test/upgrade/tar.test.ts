@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { extractTar } from '../../src/upgrade/tar.ts';
 import { manifestSha256 } from '../../src/upgrade/hash.ts';
 import { tempDir } from '../helpers/master.ts';
-import { linkChain, pax, tar, type TarEntry } from './tar-archive.ts';
+import { linkChain, listing, pax, tar, type TarEntry } from './tar-archive.ts';
 
 /** Extracts into `<base>/r1/r2/root`, so a climb of up to three levels stays inside `base`. */
 async function extracted(archive: Buffer): Promise<string> {
@@ -23,16 +23,6 @@ async function extracted(archive: Buffer): Promise<string> {
   return root;
 }
 
-/** Every path under `dir`, relative, sorted; links are listed, never followed (readdir's own recursion follows them on Node 20). */
-function listing(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const entry of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true })) {
-    const item = path.join(prefix, entry.name);
-    out.push(item);
-    if (entry.isDirectory()) out.push(...listing(dir, item));
-  }
-  return out.sort();
-}
 
 describe('tar extraction', () => {
   test('extracts files, directories, exec bits and links that stay inside; reads archives made by tar', async () => {
