@@ -58,19 +58,20 @@ export interface OverseerErrorDetails {
 export class OverseerError extends Error {
   override readonly name = 'OverseerError';
   readonly code: ErrorCode;
-  readonly subject: string | undefined;
-  readonly pid: number | undefined;
-  readonly exitCode: number | null | undefined;
-  readonly signal: NodeJS.Signals | null | undefined;
+  // Declared, not defined: a detail that was not given is no own property, so an uncaught
+  // error printed by Node (util.inspect) shows only what is set, never `pid: undefined`.
+  declare readonly subject: string | undefined;
+  declare readonly pid: number | undefined;
+  declare readonly exitCode: number | null | undefined;
+  declare readonly signal: NodeJS.Signals | null | undefined;
 
   constructor(code: ErrorCode, message: string, details: OverseerErrorDetails = {}) {
     // Plain: whoever prints the message adds `overseer: ` (the CLI's stderr, the log's own tag).
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
-    this.subject = details.subject;
-    this.pid = details.pid;
-    this.exitCode = details.exitCode;
-    this.signal = details.signal;
+    for (const key of ['subject', 'pid', 'exitCode', 'signal'] as const) {
+      if (details[key] !== undefined) Object.defineProperty(this, key, { value: details[key], enumerable: true });
+    }
   }
 }
 

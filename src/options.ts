@@ -166,7 +166,7 @@ export function unknownOption(names: OptionNames, key: string, known: readonly s
 }
 
 /** The known key one edit (two for long keys) from a misspelt one, for "did you mean". */
-function closest(key: string, known: readonly string[]): string | undefined {
+export function closest(key: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = key.length >= 8 ? 3 : 2;
   for (const candidate of known) {

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { describeFlagError } from './parse-flags.js';
 import { controlPathOf } from './run-config-file.js';
 import { CONTROL_COMMANDS, sendControl, type ControlCommand, type ControlResponse } from './control.js';
 import { OverseerError, describeError } from '../errors.js';
@@ -28,6 +29,13 @@ options:
   -h, --help       this text
 
 Exit code 0 when the master did it, 1 when it could not (the reason is printed), 2 on bad usage.`;
+
+const CTL_OPTIONS = {
+  control: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 /** Requests that answer at once; restart and stop take as long as the handoff or the drain. */
 const QUICK_TIMEOUT = 10_000;
@@ -103,18 +111,9 @@ export async function runCtl(argv: readonly string[], out: NodeJS.WritableStream
   const usage = (message: string) => new OverseerError('ERR_OVERSEER_INVALID_CONFIG', message, { subject: 'ctl' });
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      options: {
-        control: { type: 'string' },
-        config: { type: 'string', short: 'c' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-    });
+    parsed = parseArgs({ args: [...argv], options: CTL_OPTIONS, allowPositionals: true });
   } catch (error) {
-    throw usage(describeError(error));
+    throw usage(describeFlagError(error, CTL_OPTIONS));
   }
   const { values, positionals } = parsed;
   if (values.help) {

@@ -6,11 +6,13 @@
  */
 import fs from 'node:fs';
 import { loadRunSettings, type RunSettings } from './run-settings.js';
-import { CTL_USAGE, runCtl } from './ctl.js';
+import { runCtl } from './ctl.js';
+import { packageVersion } from './version.js';
 import { lockInstance } from './instance-lock.js';
 import { clearStaleSocket, startControlServer, type ControlServer } from './control.js';
 import { describeError, isOverseerError } from '../errors.js';
 import { createLog } from '../events.js';
+import { closest } from '../options.js';
 import { exitProcess } from '../core/exit.js';
 import { ExecLauncher, READY_FD_ENV } from '../core/launch/exec.js';
 import type { Master } from '../core/master.js';
@@ -58,14 +60,23 @@ options (each overrides the same key of the config file):
   --pid-file PATH           write the master's pid here; a second master on it refuses to start
   --debug                   print lifecycle events on stderr
   --events                  print each lifecycle event on stderr as one line: overseer-event {json}
+  --allow-insecure-http     let --fetch-url (or fetch.http) use plain http: to another machine
+                            (default: https, or http only to this machine)
   -h, --help                this text
+  -v, --version             print overseer's version
 
 The master exits with CMD's exit code (128+N when a signal N ended it).`;
 
-function fail(message: string, usage: string | undefined): never {
-  process.stderr.write(`overseer: ${message}\n${usage === undefined ? '' : `\n${usage}\n`}`);
+/** A usage mistake: the error and one line saying where help is, not the whole usage. */
+function fail(message: string, help: string): never {
+  process.stderr.write(`overseer: ${message}\n${help}\n`);
   return exitProcess(2);
 }
+
+const RUN_HELP = 'see `overseer run --help` for the options, docs/command.md for the config file';
+const CTL_HELP = 'see `overseer ctl --help`';
+const MAIN_HELP = 'see `overseer --help`';
+const COMMANDS = ['run', 'ctl', 'deploy'];
 
 /** Removes the pid file if it is still this master's (the lock release does it too; this runs on any exit). */
 function removePidFileSync(pidFile: string | undefined): void {
@@ -134,10 +145,8 @@ async function runCommand(argv: string[]): Promise<void> {
   try {
     settings = await loadRunSettings(argv);
   } catch (error) {
-    // Mistakes in flags get the usage; mistakes in the config file get the file and the key.
-    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG', 'ERR_OVERSEER_BAD_ADDRESS')) {
-      return fail(error.message, error.subject?.startsWith('--') ? USAGE : undefined);
-    }
+    // The message names the flag, or the file and its key.
+    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG', 'ERR_OVERSEER_BAD_ADDRESS')) return fail(error.message, RUN_HELP);
     throw error;
   }
   if (settings === 'help') {
@@ -151,7 +160,7 @@ async function ctlCommand(argv: string[]): Promise<void> {
   try {
     await runCtl(argv);
   } catch (error) {
-    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG')) return fail(error.message, error.subject === 'ctl' ? CTL_USAGE : undefined);
+    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG')) return fail(error.message, error.subject === 'ctl' ? CTL_HELP : RUN_HELP);
     throw error;
   }
 }
@@ -170,8 +179,14 @@ async function main(): Promise<void> {
     case '--help':
       process.stdout.write(`${USAGE}\n`);
       return;
-    default:
-      fail(`unknown command ${JSON.stringify(subcommand)}; the commands are run, ctl and deploy`, USAGE);
+    case '-v':
+    case '--version':
+      process.stdout.write(`${packageVersion()}\n`);
+      return;
+    default: {
+      const hint = closest(subcommand, subcommand.startsWith('-') ? ['--help', '--version'] : COMMANDS);
+      fail(`unknown command ${JSON.stringify(subcommand)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; the commands are run, ctl and deploy`, MAIN_HELP);
+    }
   }
 }
 

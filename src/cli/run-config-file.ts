@@ -18,17 +18,17 @@ const SOURCES = Object.keys(FETCH_CLASSES) as FetchSource[];
 
 const LISTENER_SPEC: OptionSpec = {
   name: rule('a name of letters, digits, "_", "." and "-" (it goes into LISTEN_FDNAMES)', (value) => typeof value === 'string' && LISTENER_NAME.test(value)),
-  address: required(rule('an address such as ":8080", "127.0.0.1:8080", "[::1]:8080" or "unix:/run/app.sock"', (value) => typeof value === 'string')),
+  address: required(rule('an address such as ":8080", "127.0.0.1:8080", "[::1]:8080" or "unix:/run/app.sock", or a port number', (value) => typeof value === 'string' || typeof value === 'number')),
 };
 
 const filePath = rule('a file path', (value) => typeof value === 'string' && value !== '');
 
 /** Every key of the config file, in the order docs/command.md lists them. */
 export const FILE_SPEC: OptionSpec = {
-  listeners: withInner(rule('an array of { "name", "address" } (or address strings)', Array.isArray), (value, names, key) => {
+  listeners: withInner(rule('an array of { "name", "address" } (or address strings, or port numbers)', Array.isArray), (value, names, key) => {
     (value as unknown[]).forEach((item, index) => {
       const at = `${key}[${index}]`;
-      if (typeof item === 'string') return;
+      if (typeof item === 'string' || typeof item === 'number') return;
       if (!isPlainObject(item)) throw invalidOption(names.of(at), '{ "name": "web", "address": ":8080" } or an address string', item);
       assertOptions(nestedNames(names, at), item, LISTENER_SPEC);
     });
@@ -92,6 +92,35 @@ export function fetchSpecOf(data: Record<string, unknown>, dir: string, names: O
   return { source, options: resolved, names: nestedNames(nestedNames(names, 'fetch'), source) };
 }
 
+/** Line and column (from 1) of `index` in `text`. */
+function lineColumn(text: string, index: number): string {
+  const before = text.slice(0, index).split('\n');
+  return `line ${before.length} column ${(before.at(-1)?.length ?? 0) + 1}`;
+}
+
+/**
+ * What is wrong with JSON that failed to parse, pointing at the offending character: a trailing
+ * comma or a comment (the usual mistakes, which JSON.parse reports at the next token), else
+ * where the parser stopped.
+ */
+export function jsonMistake(text: string, error: unknown): string {
+  const message = describeError(error).replace(/ \(line \d+ column \d+\)/, '');
+  const position = Number(/at position (\d+)/.exec(message)?.[1] ?? text.length);
+  let inString = false;
+  for (let index = 0; index < text.length && index <= position; index += 1) {
+    const char = text[index];
+    if (inString) {
+      if (char === '\\') index += 1;
+      else if (char === '"') inString = false;
+      continue;
+    }
+    if (char === '"') inString = true;
+    else if (char === '/' && (text[index + 1] === '/' || text[index + 1] === '*')) return `a comment at ${lineColumn(text, index)}; remove it`;
+    else if (char === ',' && /^\s*[}\]]/.test(text.slice(index + 1))) return `a trailing comma at ${lineColumn(text, index)}; remove it`;
+  }
+  return `${message} (${lineColumn(text, position)})`;
+}
+
 /** Reads and parses a config file; a JSON error names the line and column. */
 export function readConfigFile(file: string): Record<string, unknown> {
   const extension = path.extname(file).toLowerCase();
@@ -114,13 +143,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    const position = /at position (\d+)/.exec(describeError(error))?.[1];
-    let where = '';
-    if (position !== undefined && !/\(line \d+/.test(describeError(error))) {
-      const before = text.slice(0, Number(position)).split('\n');
-      where = ` (line ${before.length} column ${(before.at(-1)?.length ?? 0) + 1})`;
-    }
-    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `${file} is not valid JSON: ${describeError(error)}${where}; the config file is plain JSON, without comments`, {
+    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `${file} is not valid JSON: ${jsonMistake(text, error)}; the config file is plain JSON, without comments or trailing commas`, {
       subject: file,
       cause: error,
     });
@@ -139,17 +162,21 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   const names = fileNames(file);
   assertOptions(names, data, FILE_SPEC);
   const dir = path.dirname(file);
-  const resolveUnix = (address: string) => (address.startsWith('unix:') && address.length > 5 ? `unix:${path.resolve(dir, address.slice(5))}` : address);
+  // A port number (3000) is all interfaces, as server.listen(3000) takes it.
+  const resolveUnix = (given: string | number) => {
+    const address = typeof given === 'number' ? `:${given}` : given;
+    return address.startsWith('unix:') && address.length > 5 ? `unix:${path.resolve(dir, address.slice(5))}` : address;
+  };
   const config: Record<string, unknown> = {};
   const layer: Layer = { config, name: (option) => names.of(fileKey(option)) };
   const given = data as {
-    listeners?: Array<string | { name?: string; address: string }>; command?: string[]; cwd?: string; env?: Record<string, string>;
+    listeners?: Array<string | number | { name?: string; address: string | number }>; command?: string[]; cwd?: string; env?: Record<string, string>;
     ready?: 'notify' | { delay: number }; stopSignal?: NodeJS.Signals; reopenSignal?: NodeJS.Signals; bundle?: string; check?: boolean;
     verify?: Record<string, unknown>; control?: string; pidFile?: string;
   };
   if (given.listeners) {
     layer.listeners = given.listeners.map((item, index) =>
-      typeof item === 'string' ? { name: `listen${index}`, address: resolveUnix(item) } : { name: item.name ?? `listen${index}`, address: resolveUnix(item.address) });
+      typeof item !== 'object' ? { name: `listen${index}`, address: resolveUnix(item) } : { name: item.name ?? `listen${index}`, address: resolveUnix(item.address) });
   }
   if (given.command) layer.command = given.command;
   if (given.cwd !== undefined) layer.cwd = path.resolve(dir, given.cwd);

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { splitListen } from '../core/config.js';
 import { OverseerError, describeError } from '../errors.js';
 import { assertOptions, optionNames } from '../options.js';
+import { describeFlagError } from './parse-flags.js';
 import { FILE_SPEC, fetchSpecOf } from './run-config-file.js';
 import { isSignal, readPublicKey, type Layer } from './run-layer.js';
 
@@ -36,6 +37,7 @@ export const RUN_OPTIONS = {
   sha256: { type: 'string' },
   'public-key': { type: 'string' },
   'allow-downgrade': { type: 'boolean' },
+  'allow-insecure-http': { type: 'boolean' },
   'check-timeout': { type: 'string' },
   'max-bundle-size': { type: 'string' },
   'keep-releases': { type: 'string' },
@@ -57,7 +59,7 @@ export function parseRunFlags(args: string[]) {
   try {
     return parseArgs({ args, options: RUN_OPTIONS, allowPositionals: false, strict: true });
   } catch (error) {
-    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', describeError(error), { subject: '--' });
+    throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', describeFlagError(error, RUN_OPTIONS), { subject: '--' });
   }
 }
 
@@ -162,6 +164,7 @@ export function flagLayer(values: RunValues, command: string[]): Layer {
   }
   const fetch = fetchLayer(values);
   if (fetch) layer.fetch = fetch;
+  if (values['allow-insecure-http']) layer.allowInsecureHttp = true;
   const fetchInterval = wholeNumber('fetch-interval', values['fetch-interval']);
   if (fetchInterval !== undefined) layer.fetchInterval = fetchInterval;
   const verify: Record<string, unknown> = {};

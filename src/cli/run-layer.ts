@@ -40,6 +40,8 @@ export interface Layer {
   check?: boolean;
   fetch?: FetchSpec;
   fetchInterval?: number;
+  /** --allow-insecure-http: the http release source may use plain http: to another machine. */
+  allowInsecureHttp?: boolean;
   control?: string;
   pidFile?: string;
   /** The master's options this source gives, as run()'s Config keys (`addresses`, `verify`, …), checked once merged. */

@@ -60,6 +60,16 @@ async function createFetcher(spec: FetchSpec, interval: number | undefined): Pro
   return new Class(options as never);
 }
 
+/** The release source with --allow-insecure-http applied: HttpFetcher's allowInsecureHttp, for whichever source named the URL. */
+function withInsecureHttp(spec: FetchSpec | undefined, allow: boolean): FetchSpec | undefined {
+  if (!allow) return spec;
+  if (spec?.source !== 'http') {
+    throw flagError('--allow-insecure-http', `applies to an http release source (--fetch-url URL, or "fetch": { "http": { "url": … } } in the config file); ${spec === undefined ? 'there is none' : `this one is ${spec.source}`}`);
+  }
+  const names = optionNames(spec.names.owner, (option) => (option === 'allowInsecureHttp' ? '--allow-insecure-http' : spec.names.of(option)));
+  return { ...spec, options: { ...spec.options, allowInsecureHttp: true }, names };
+}
+
 /** Which source gave each Config option: the flags when they set it, else the file. */
 function mergedNames(file: Layer | undefined, flags: Layer): OptionNames {
   const fromFlags = (option: string): boolean => {
@@ -149,7 +159,7 @@ export async function loadRunSettings(argv: readonly string[]): Promise<RunSetti
   if (cwd !== undefined && !fs.statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `the working directory ${cwd} (${flags.cwd === undefined ? 'cwd' : '--cwd'}) is not a directory`, { subject: cwd });
   }
-  const fetchSpec = flags.fetch ?? file?.fetch;
+  const fetchSpec = withInsecureHttp(flags.fetch ?? file?.fetch, flags.allowInsecureHttp === true);
   if (flags.fetchInterval !== undefined && fetchSpec === undefined) {
     throw flagError('--fetch-interval', 'needs a release source: --fetch-url, --fetch-file, or "fetch" in the config file');
   }

@@ -39,10 +39,10 @@ export interface VerifyOptions {
 export interface Config {
   /** The program; runs in the child. The child is ready when the returned promise resolves. */
   readonly program: (state: State) => unknown;
-  /** One address to bind: ':3000', '127.0.0.1:3000', '[::1]:3000' or 'unix:/path/app.sock'. */
-  readonly address?: string;
+  /** One address to bind: ':3000', '127.0.0.1:3000', '[::1]:3000', 'unix:/path/app.sock', or a port number (3000), as server.listen() takes it. */
+  readonly address?: string | number;
   /** Several addresses; state.listeners follows this order. Not together with `address`. */
-  readonly addresses?: readonly string[];
+  readonly addresses?: ReadonlyArray<string | number>;
   /** Where new releases come from (see overseer/fetchers). */
   readonly fetcher?: Fetcher;
   /** Signal that makes the master hand off to a fresh child. @default 'SIGUSR2' */
@@ -157,9 +157,10 @@ function checkAddresses(value: unknown, names: OptionNames, key: string): void {
   const seen = new Set<string>();
   (value as unknown[]).forEach((item, index) => {
     const name = names.of(`${key}[${index}]`);
-    if (typeof item !== 'string') throw invalidOption(name, 'a string such as ":3000"', item);
-    if (seen.has(item)) throw invalidOption(names.of(key), 'a list without repeats', item);
-    seen.add(item);
+    if (typeof item !== 'string' && typeof item !== 'number') throw invalidOption(name, 'a string such as ":3000" or a port number', item);
+    const text = typeof item === 'number' ? `:${item}` : item;
+    if (seen.has(text) || (typeof item === 'number' && seen.has(String(item)))) throw invalidOption(names.of(key), 'a list without repeats', item);
+    seen.add(text);
   });
 }
 
@@ -167,8 +168,8 @@ function checkAddresses(value: unknown, names: OptionNames, key: string): void {
 export const CONFIG_SPEC: OptionSpec = {
   program: required(rule('a function (state) => void | Promise<void>', (value) => typeof value === 'function')),
   // Addresses are parsed (and their errors named) once, by normalizeConfig.
-  address: rule('a string such as ":3000" or "unix:/run/app.sock"', (value) => typeof value === 'string'),
-  addresses: withInner(rule('an array of address strings', Array.isArray), checkAddresses),
+  address: rule('a string such as ":3000" or "unix:/run/app.sock", or a port number such as 3000', (value) => typeof value === 'string' || typeof value === 'number'),
+  addresses: withInner(rule('an array of addresses (strings such as ":3000", or port numbers)', Array.isArray), checkAddresses),
   fetcher: withInner(
     rule('a fetcher (an object with fetch(), such as new HttpFetcher({ url }))', (value) => isPlainObjectLike(value) && typeof (value as Partial<Fetcher>).fetch === 'function'),
     (value, names, key) => {
@@ -213,7 +214,15 @@ function isPlainObjectLike(value: unknown): boolean {
  * literals: the master binds before any resolver would run, and a name could map to several
  * addresses. `name` is how the user wrote the option (`config.address`, `--listen`).
  */
-export function parseAddress(text: string, name = 'config.address'): ParsedAddress {
+export function parseAddress(given: string | number, name = 'config.address'): ParsedAddress {
+  if (typeof given === 'number') {
+    // A port number, as server.listen(3000) takes it: all interfaces.
+    if (!Number.isInteger(given) || given < 0 || given > 65535) {
+      throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `${name} ${given} is not a port number (a whole number from 0 to 65535)`, { subject: String(given) });
+    }
+    return { kind: 'tcp', host: undefined, port: given, text: `:${given}` };
+  }
+  const text = given;
   const fail = (why: string) =>
     new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `${name} ${describeValue(text)} ${why}`, { subject: text });
   if (text.startsWith('unix:')) {

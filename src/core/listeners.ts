@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import type { ParsedAddress } from './config.js';
 import { OverseerError } from '../errors.js';
@@ -37,7 +38,7 @@ export interface BoundListener {
   readonly handle: RawHandle;
 }
 
-function bindError(address: ParsedAddress, errno: number): OverseerError {
+function bindError(address: ParsedAddress, errno: number, cause?: string): OverseerError {
   const name = getSystemErrorName(errno);
   if (name === 'EADDRINUSE') {
     return new OverseerError(
@@ -46,9 +47,35 @@ function bindError(address: ParsedAddress, errno: number): OverseerError {
       { subject: address.text },
     );
   }
-  const hint = name === 'EADDRNOTAVAIL' ? ' (no interface of this machine has that IP)'
-    : name === 'EACCES' ? ' (ports below 1024 need privileges)' : '';
+  const why = cause ?? (address.kind === 'unix' ? UNIX_HINTS : TCP_HINTS)[name] ?? '';
+  const privileged = address.kind === 'tcp' && name === 'EACCES' && address.port > 0 && address.port < 1024;
+  const hint = privileged ? ` (ports below 1024 need privileges: run as root, grant CAP_NET_BIND_SERVICE, or use a port of 1024 or more)` : why === '' ? '' : ` (${why})`;
   return new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `cannot bind ${address.text}: ${name}${hint}`, { subject: address.text });
+}
+
+const TCP_HINTS: Readonly<Record<string, string>> = {
+  EADDRNOTAVAIL: 'no interface of this machine has that IP',
+  EACCES: 'permission denied: a security policy forbids binding it',
+  EAFNOSUPPORT: 'this machine has no IPv6; use an IPv4 address',
+};
+
+const UNIX_HINTS: Readonly<Record<string, string>> = {
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  ENAMETOOLONG: 'the socket path is too long (about 107 bytes at most); choose a shorter one',
+  EROFS: 'the file system is read-only',
+};
+
+/**
+ * Why a unix socket could not be created. libuv reports a missing directory as EACCES (as Windows
+ * would), so the directory is looked at before blaming permissions.
+ */
+async function unixCause(socketPath: string, errno: number): Promise<string | undefined> {
+  if (getSystemErrorName(errno) !== 'EACCES') return undefined;
+  const dir = path.dirname(socketPath);
+  const stat = await fs.promises.stat(dir).catch(() => undefined);
+  if (stat === undefined) return `the directory ${dir} does not exist; create it (mkdir -p ${dir}) or choose another path`;
+  if (!stat.isDirectory()) return `${dir} is not a directory`;
+  return `this user may not create files in ${dir}; choose a directory it can write to`;
 }
 
 /** A unix socket file left by a master that was killed: nothing answers on it. */
@@ -79,7 +106,7 @@ async function bindOne(address: ParsedAddress): Promise<BoundListener> {
   if (address.kind === 'unix') {
     await removeStaleSocket(address);
     const handle = create(address.path, -1, -1);
-    if (typeof handle === 'number') throw bindError(address, handle);
+    if (typeof handle === 'number') throw bindError(address, handle, await unixCause(address.path, handle));
     return { handle, info: { address: address.text, kind: 'unix' } };
   }
   const family = address.host === undefined ? 0 : net.isIP(address.host);

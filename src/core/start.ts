@@ -30,6 +30,10 @@ export async function startMaster(config: MasterConfig, options: StartOptions = 
     throw new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `cannot read the bundle ${bundlePath}: ${describeError(error)}; set config.bundlePath to the file to run`, { cause: error, subject: 'bundlePath' });
   }
   const log = createLog(config, 'master');
+  // Said before anything forks: a program that calls state.listen() would only fail in its child.
+  if (options.launcher === undefined && config.addresses.length === 0) {
+    log.warn('no address configured: the master binds no socket and state.listen() will fail; give run() an address such as { address: 3000 } (fine to ignore for a program that serves nothing)');
+  }
   const master = new Master({
     config, bundlePath, sha256, log,
     launcher: options.launcher ?? new NodeLauncher(log),

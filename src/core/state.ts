@@ -3,6 +3,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { OverseerError } from '../errors.js';
 
 /**
  * A socket the master bound for this child. Opaque: pass it to `server.listen(listener)` of an
@@ -89,7 +90,10 @@ export function createState(fields: StateFields): State {
     listen(target: Listenable, index = 0): Promise<net.Server> {
       const listener = listeners[index];
       if (!listener) {
-        return Promise.reject(new RangeError(`overseer: state.listen(server, ${index}) has no listener ${index}; there are ${listeners.length} (config.address/addresses)`));
+        const fix = listeners.length === 0
+          ? 'no address was configured; give run() an address such as { address: 3000 } (or `overseer run --listen :3000`)'
+          : `there are ${listeners.length} (0 to ${listeners.length - 1}, one per config.addresses entry)`;
+        return Promise.reject(new OverseerError('ERR_OVERSEER_INVALID_CONFIG', `state.listen(server, ${index}) has no listener ${index}: ${fix}`, { subject: 'address' }));
       }
       const server = toServer(target);
       adopt?.(server);

@@ -279,13 +279,17 @@ async function extractEntries(reader: Reader, tree: Tree): Promise<void> {
         tree.links.push({ name, parts, target: linkname });
         break;
       default:
-        throw new Refused(`the entry ${JSON.stringify(name)} is a ${KINDS[header.type] ?? `type ${JSON.stringify(header.type)} entry`}, which a release folder may not hold`);
+        throw new Refused(`the entry ${JSON.stringify(name)} is a ${KINDS[header.type] ?? `type ${JSON.stringify(header.type)} entry`}, which a release folder may not hold${HINTS[header.type] ?? ''}`);
     }
     await reader.pipe(size + padding(size));
   }
 }
 
 const KINDS: Record<string, string> = { '1': 'hard link', '3': 'character device', '4': 'block device', '6': 'FIFO' };
+const HINTS: Record<string, string> = {
+  // GNU tar stores a file linked twice as a hard link; this flag stores a copy instead.
+  '1': `; pack the folder with GNU tar's --hard-dereference (tar --hard-dereference -czf release.tar.gz -C DIR .) so each file is stored as a copy`,
+};
 
 /**
  * Extracts the tar file at `archive` into `root` (which must exist and be empty; nothing else

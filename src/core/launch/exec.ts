@@ -61,7 +61,13 @@ export class ExecLauncher implements Launcher {
     };
     const cwd = this.#options.cwd === undefined ? undefined : swap(path.resolve(this.#options.cwd));
     const { runEchoCheck } = await import('../../upgrade/verify.js');
-    return runEchoCheck({ file, timeout, command: swap(command), args: args.map(swap), cwd, env: this.#options.env });
+    const commandLine = [swap(command), ...args.map(swap)];
+    // Not a Node program calling run(): say what this launcher's check asks of the command.
+    const advice = `the check ran ${JSON.stringify(commandLine.join(' '))} with the variable OVERSEER_BIN_CHECK set: ` +
+      'the program must then print its value on a line of its own and exit 0 (as Go\'s overseer does; an entry calling run() from overseer does it); ' +
+      `if it cannot, run the master with --no-check (or "check": false) and rely on the checksum, the signature and rollback; ` +
+      `if that command line does not run the release, name the file releases replace with --bundle (now ${bundlePath})`;
+    return runEchoCheck({ file, timeout, command: commandLine[0] ?? command, args: commandLine.slice(1), cwd, env: this.#options.env, advice });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {

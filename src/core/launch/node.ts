@@ -21,8 +21,8 @@ export class NodeLauncher implements Launcher {
 
   async check(file: string, timeout: number): Promise<CheckAnswer> {
     // Loaded with the first release: a master without a fetcher never needs it.
-    const { runEchoCheck } = await import('../../upgrade/verify.js');
-    return runEchoCheck({ file, timeout, command: process.execPath, args: [...childExecArgv(), file, ...process.argv.slice(2)] });
+    const { NODE_CHECK_ADVICE, runEchoCheck } = await import('../../upgrade/verify.js');
+    return runEchoCheck({ file, timeout, command: process.execPath, args: [...childExecArgv(), file, ...process.argv.slice(2)], advice: NODE_CHECK_ADVICE });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {
