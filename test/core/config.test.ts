@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { describe, test } from 'node:test';
+import { inspect } from 'node:util';
 import { DEFAULTS, normalizeConfig } from '../../src/core/config.ts';
+import { createState } from '../../src/core/state.ts';
+import { OverseerError, isOverseerError } from '../../src/errors.ts';
 
 const program = () => {};
 
@@ -49,4 +53,56 @@ describe('normalizeConfig', () => {
       });
     });
   }
+});
+
+describe('port numbers as addresses', () => {
+  test('address: 3080 binds all interfaces on that port, as server.listen(3080) would', () => {
+    const config = normalizeConfig({ program, address: 3080 });
+    assert.deepEqual(config.addresses, [{ kind: 'tcp', host: undefined, port: 3080, text: ':3080' }]);
+    assert.deepEqual(normalizeConfig({ program, addresses: [3000, '127.0.0.1:3001', 0] }).addresses.map((address) => address.text), [':3000', '127.0.0.1:3001', ':0']);
+  });
+
+  test('a number that is no port, or a repeat, is refused naming it', () => {
+    for (const [input, message] of [
+      [{ program, address: 70000 }, /config\.address 70000 is not a port number \(a whole number from 0 to 65535\)/],
+      [{ program, address: 30.5 }, /config\.address 30\.5 is not a port number/],
+      [{ program, addresses: [3000, -1] }, /config\.addresses\[1\] -1 is not a port number/],
+      [{ program, addresses: [3000, ':3000'] }, /without repeats/],
+      [{ program, address: true }, /config\.address must be a string such as ":3000".*or a port number/],
+    ] as const) {
+      assert.throws(() => normalizeConfig(input), (error: Error & { code?: string }) => /^ERR_OVERSEER_(BAD_ADDRESS|INVALID_CONFIG)$/.test(error.code ?? '') && message.test(error.message));
+    }
+  });
+});
+
+describe('state.listen() without a listener', () => {
+  const state = (listeners: object[]) => createState({
+    enabled: true, id: '', version: undefined, listeners, addresses: [], bundlePath: '/x', shutdown: new AbortController().signal,
+  });
+
+  test('with no address configured it rejects at once with an OverseerError saying how to give one', async () => {
+    await assert.rejects(state([]).listen(http.createServer()), (error: unknown) => {
+      assert.ok(isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG'), String(error));
+      assert.match(error.message, /state\.listen\(server, 0\) has no listener 0: no address was configured; give run\(\) an address such as \{ address: 3000 \}/);
+      return true;
+    });
+  });
+
+  test('an index past the configured addresses names how many there are', async () => {
+    await assert.rejects(state([{}]).listen(http.createServer(), 2), /has no listener 2: there are 1 \(0 to 0/);
+  });
+});
+
+describe('OverseerError details', () => {
+  test('only the details that were given are properties: no "pid: undefined" when printed', () => {
+    const bare = new OverseerError('ERR_OVERSEER_BAD_ADDRESS', 'cannot bind');
+    assert.doesNotMatch(inspect(bare), /undefined/);
+    assert.deepEqual(Object.keys(bare).sort(), ['code', 'name']);
+    const some = new OverseerError('ERR_OVERSEER_CHILD_FAILED', 'it died', { pid: 42, exitCode: null, subject: undefined });
+    assert.equal(some.pid, 42);
+    assert.equal(some.exitCode, null);
+    assert.equal(some.subject, undefined);
+    assert.match(inspect(some), /pid: 42/);
+    assert.doesNotMatch(inspect(some), /subject|signal/);
+  });
 });

@@ -5,8 +5,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Load, ask } from '../helpers/load.ts';
-import { fixture, startMaster, tempDir, type RunningMaster } from '../helpers/master.ts';
+import { fixture, startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { parseAddress } from '../../src/core/config.ts';
+import { bindAll, closeAll } from '../../src/core/listeners.ts';
 
 const app = fixture('app.mjs');
 const masters: RunningMaster[] = [];
@@ -152,5 +153,36 @@ describe('addresses', () => {
     const result = await load.done;
     assert.deepEqual(result.failures, []);
     assert.ok(result.answers.every((answer) => answer.pid !== master.pid));
+  });
+});
+
+describe('bind errors say their real cause', () => {
+  test('a unix socket in a directory that does not exist says so (libuv reports it as EACCES)', async () => {
+    const dir = tempDir();
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const missing = path.join(dir, 'missing', 'deeper');
+    await assert.rejects(bindAll([parseAddress(`unix:${missing}/a.sock`, '--listen')]), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'ERR_OVERSEER_BAD_ADDRESS');
+      assert.match(error.message, new RegExp(`the directory ${missing} does not exist; create it`));
+      assert.doesNotMatch(error.message, /ports below 1024/);
+      return true;
+    });
+    fs.writeFileSync(path.join(dir, 'file'), '');
+    await assert.rejects(bindAll([parseAddress(`unix:${dir}/file/a.sock`)]), /ENOTDIR \(a part of the path is a file, not a directory\)/);
+  });
+
+  test('the privileged-port hint is kept for ports below 1024 only', async () => {
+    // Root may bind anything: then there is no error to word, and binding must work.
+    const bound = await bindAll([parseAddress('127.0.0.1:0')]);
+    closeAll(bound);
+    if (process.getuid?.() !== 0) await assert.rejects(bindAll([parseAddress('127.0.0.1:81')]), /EACCES \(ports below 1024 need privileges/);
+  });
+
+  test('run() without any address warns in the master at start, and the program still runs', async () => {
+    const master = await start([]);
+    await until('the warning', () => (master.output.stderr.includes('warning: no address configured') ? true : undefined));
+    assert.match(master.output.stderr, /no address configured: the master binds no socket and state\.listen\(\) will fail; give run\(\) an address such as \{ address: 3000 \}/);
+    const forked = master.events.findIndex((event) => event.type === 'child-forked');
+    assert.ok(forked >= 0, 'the program that serves nothing still runs');
   });
 });
