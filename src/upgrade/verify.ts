@@ -25,12 +25,12 @@ export interface CheckOptions {
   /** Added to the master's environment, as the child would get it. */
   readonly env?: Readonly<Record<string, string>> | undefined;
   readonly timeout: number;
-  /** How to fix a release that exits without printing the token; the launcher knows what it runs. */
+  /** How to fix a release that does not answer (exits without the token, or never exits); the launcher knows what it runs. */
   readonly advice?: string | undefined;
 }
 
 /** The advice for a Node bundle (the NodeLauncher's release). */
-export const NODE_CHECK_ADVICE = 'its entry must call run() from overseer';
+export const NODE_CHECK_ADVICE = 'its entry must call run() from overseer, before doing anything slow';
 
 /**
  * Runs the staged release with a fresh token in OVERSEER_ROLE (and in OVERSEER_BIN_CHECK, the
@@ -68,7 +68,7 @@ export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) return reject(fail(`no answer within ${options.timeout} ms (does it call run() before doing anything slow?)`));
+      if (timedOut) return reject(fail(`no answer within ${options.timeout} ms; ${options.advice ?? NODE_CHECK_ADVICE}`));
       const answer = findAnswer(output, token);
       if (!answer) return reject(fail(`it exited (${signal ?? `code ${code}`}) without printing the token; ${options.advice ?? NODE_CHECK_ADVICE}`));
       if (code !== 0) return reject(fail(`it printed the token but exited with ${signal ?? `code ${code}`}`));

@@ -118,6 +118,9 @@ describe('advice that fits', () => {
       assert.doesNotMatch(error.message, /must call run\(\)/);
       return true;
     });
+    // A server that ignores the variable never exits: the timeout gives the same advice.
+    fs.writeFileSync(staged, '#!/bin/sh\nexec sleep 30\n');
+    await assert.rejects(launcher.check(staged, 300), /no answer within 300 ms; the check ran .* OVERSEER_BIN_CHECK .*--no-check/);
     // The advice works: a release that prints $OVERSEER_BIN_CHECK passes.
     fs.writeFileSync(staged, '#!/bin/sh\nif [ -n "$OVERSEER_BIN_CHECK" ]; then echo "$OVERSEER_BIN_CHECK"; exit 0; fi\necho serving\n');
     assert.equal((await launcher.check(staged, 5_000)).version, null);
@@ -129,6 +132,8 @@ describe('advice that fits', () => {
     fs.writeFileSync(staged, 'console.log("no overseer here")\n');
     const launcher = new NodeLauncher(createLog({ debug: false, noWarn: true }, 'master'));
     await assert.rejects(launcher.check(staged, 5_000), /without printing the token; its entry must call run\(\) from overseer/);
+    fs.writeFileSync(staged, 'setTimeout(() => {}, 30_000);\n');
+    await assert.rejects(launcher.check(staged, 300), /no answer within 300 ms; its entry must call run\(\) from overseer, before doing anything slow/);
   });
 
   test('a hard link in a release archive is refused with the tar flag that avoids it', async () => {
