@@ -47,7 +47,8 @@ function bindError(address: ParsedAddress, errno: number, cause?: string): Overs
       { subject: address.text },
     );
   }
-  const why = cause ?? (address.kind === 'unix' ? UNIX_HINTS : TCP_HINTS)[name] ?? '';
+  if (cause !== undefined) return new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `cannot bind ${address.text}: ${cause} (the system said ${name})`, { subject: address.text });
+  const why = (address.kind === 'unix' ? UNIX_HINTS : TCP_HINTS)[name] ?? '';
   const privileged = address.kind === 'tcp' && name === 'EACCES' && address.port > 0 && address.port < 1024;
   const hint = privileged ? ` (ports below 1024 need privileges: run as root, grant CAP_NET_BIND_SERVICE, or use a port of 1024 or more)` : why === '' ? '' : ` (${why})`;
   return new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `cannot bind ${address.text}: ${name}${hint}`, { subject: address.text });
@@ -73,7 +74,7 @@ async function unixCause(socketPath: string, errno: number): Promise<string | un
   if (getSystemErrorName(errno) !== 'EACCES') return undefined;
   const dir = path.dirname(socketPath);
   const stat = await fs.promises.stat(dir).catch(() => undefined);
-  if (stat === undefined) return `the directory ${dir} does not exist; create it (mkdir -p ${dir}) or choose another path`;
+  if (stat === undefined) return `the directory ${dir} does not exist; create it with mkdir -p ${dir}, or choose another path`;
   if (!stat.isDirectory()) return `${dir} is not a directory`;
   return `this user may not create files in ${dir}; choose a directory it can write to`;
 }
