@@ -98,7 +98,7 @@ describe('OverseerError details', () => {
     const bare = new OverseerError('ERR_OVERSEER_BAD_ADDRESS', 'cannot bind');
     assert.doesNotMatch(inspect(bare), /undefined/);
     assert.deepEqual(Object.keys(bare).sort(), ['code', 'name']);
-    const some = new OverseerError('ERR_OVERSEER_CHILD_FAILED', 'it died', { pid: 42, exitCode: null, subject: undefined });
+    const some = new OverseerError('ERR_OVERSEER_CHILD_FAILED', 'it died', { pid: 42, exitCode: null });
     assert.equal(some.pid, 42);
     assert.equal(some.exitCode, null);
     assert.equal(some.subject, undefined);
