@@ -12,6 +12,7 @@ import { after, describe, test } from 'node:test';
 import { cleanupCli, cli, scratch } from '../helpers/cli.ts';
 import { root } from '../helpers/master.ts';
 import { loadRunSettings, type RunSettings } from '../../src/cli/run-settings.ts';
+import { packageVersion } from '../../src/cli/version.ts';
 import { ExecLauncher } from '../../src/core/launch/exec.ts';
 import { NodeLauncher } from '../../src/core/launch/node.ts';
 import { createLog } from '../../src/events.ts';
@@ -56,6 +57,18 @@ describe('the command line', () => {
       assert.equal(result.stdout, `${version}\n`);
     }
     assert.match(overseer('--help').stdout, /-v, --version/);
+  });
+
+  test('the version is the nearest package.json named overseer: an app\'s own package.json above is skipped', () => {
+    assert.equal(packageVersion(path.join(root, 'dist/src/cli')), version);
+    const app = scratch();
+    const installed = path.join(app, 'node_modules/overseer');
+    fs.mkdirSync(path.join(installed, 'dist/src/cli'), { recursive: true });
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'my-app', version: '9.9.9' }));
+    fs.writeFileSync(path.join(installed, 'package.json'), JSON.stringify({ name: 'overseer', version: '1.2.3' }));
+    assert.equal(packageVersion(path.join(installed, 'dist/src/cli')), '1.2.3');
+    fs.rmSync(path.join(installed, 'package.json'));
+    assert.equal(packageVersion(path.join(installed, 'dist/src/cli')), 'unknown');
   });
 });
 
