@@ -45,7 +45,18 @@ export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
       cwd: options.cwd,
       env: { ...process.env, ...options.env, [ROLE_ENV]: `${ROLE_CHECK_PREFIX}${token}`, OVERSEER_BIN_CHECK: token },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so whatever it starts (a shell's program without `exec`) ends with it.
+      detached: true,
     });
+    const killGroup = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    };
+    // Nothing a check starts may outlive it, nor hold its output pipes open.
+    child.once('exit', killGroup);
     let output = '';
     const collect = (chunk: Buffer) => {
       if (output.length < OUTPUT_LIMIT) output += chunk.toString('utf8');
@@ -55,7 +66,7 @@ export function runEchoCheck(options: CheckOptions): Promise<CheckAnswer> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      killGroup();
     }, options.timeout);
     const fail = (why: string) => new OverseerError(
       'ERR_OVERSEER_CHECK_FAILED',
