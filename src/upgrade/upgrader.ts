@@ -158,7 +158,9 @@ export class Upgrader {
 
   /** Step ask: what the source holds now, unless the host is stopping. */
   async #ask(signal: AbortSignal): Promise<Release | undefined> {
-    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version });
+    const { publicKey, sha256 } = this.#config.verify;
+    const wants = { signature: publicKey !== undefined, sha256: sha256 === 'required' };
+    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version, wants });
     return result.type === 'none' || this.#host.stopping ? undefined : result.release;
   }
 
