@@ -74,13 +74,16 @@ describe('sidecars by convention', () => {
     assert.equal(found.sha256, createHash('sha256').update('v2').digest('hex'));
   });
 
-  test('a conventional sidecar that is not published (404) means none; the poll succeeds', async () => {
+  test('a conventional sidecar that is not published (404) means none; a configured one that is not fails the poll', async () => {
     const published = server.publish('/conv-none/app.mjs', 'v2');
     const found = releaseOf(await fetcher({ url: published.url }).fetch(context({ signature: true, sha256: true })));
     assert.equal(found.signature, undefined);
     assert.equal(found.sha256, undefined);
     assert.equal(requested('/conv-none/app.mjs.minisig'), 1);
     assert.equal(requested('/conv-none/app.mjs.sha256'), 1);
+    const configured = fetcher({ url: published.url, signatureUrl: server.url('/conv-none/elsewhere.minisig') });
+    await assert.rejects(configured.fetch(context({ signature: true, sha256: false })), /elsewhere\.minisig \(the signature \(HttpFetcher\.signatureUrl\)\) answered 404/);
+    assert.equal(requested('/conv-none/app.mjs.minisig'), 1, 'the configured URL wins over the convention');
   });
 
   test('any other failure of a conventional sidecar fails the poll', async () => {
@@ -93,19 +96,15 @@ describe('sidecars by convention', () => {
     });
   });
 
-  test('nothing is asked for when verification wants nothing (or the caller says nothing)', async () => {
+  test('the convention costs a request only when verification wants it (a caller that says nothing wants nothing)', async () => {
     const published = server.publish('/conv-quiet/app.mjs', 'v2', { signature: SIGNATURE, sha256: true });
     const http = fetcher({ url: published.url });
     assert.equal(releaseOf(await http.fetch(context({ signature: false, sha256: false }))).signature, undefined);
     assert.equal(releaseOf(await http.fetch(context())).signature, undefined);
     assert.equal(requested('/conv-quiet/app.mjs.minisig') + requested('/conv-quiet/app.mjs.sha256'), 0);
-  });
-
-  test('a configured signatureUrl wins over the convention, and its 404 still fails the poll', async () => {
-    const published = server.publish('/conv-set/app.mjs', 'v2', { signature: SIGNATURE });
-    const http = fetcher({ url: published.url, signatureUrl: server.url('/conv-set/elsewhere.minisig') });
-    await assert.rejects(http.fetch(context({ signature: true, sha256: false })), /elsewhere\.minisig \(the signature \(HttpFetcher\.signatureUrl\)\) answered 404/);
-    assert.equal(requested('/conv-set/app.mjs.minisig'), 0);
+    assert.equal(releaseOf(await http.fetch(context({ signature: true, sha256: false }))).signature, SIGNATURE);
+    assert.equal(requested('/conv-quiet/app.mjs.minisig'), 1);
+    assert.equal(requested('/conv-quiet/app.mjs.sha256'), 0);
   });
 });
 

@@ -119,15 +119,21 @@ describe('warnings by default', () => {
   });
 });
 
-test('noWarn silences them all: failing polls, failed handoffs and rollbacks', async () => {
-  const bundle = writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0');
+test('noWarn silences them all (failing polls, failed handoffs, rollbacks), which a master beside it prints', async () => {
   const releases = await server();
   releases.setMode('/app.mjs', 'status-500');
-  const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ noWarn: true, readyTimeout: 3000 }) });
-  await moreFailures(running, 0, 3);
+  const start = (options: object) => master(writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0'), {
+    APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ readyTimeout: 3000, ...options }),
+  });
+  const [quiet, loud] = await Promise.all([start({ noWarn: true }), start({})]);
+  await Promise.all([moreFailures(quiet, 0, 3), moreFailures(loud, 0, 3)]);
   releases.setMode('/app.mjs', 'normal');
   releases.publish('/app.mjs', bundleSource('2.0.0', 'crash-in-program'));
-  await running.waitFor('upgrade-rolled-back');
-  await running.stop();
-  assert.doesNotMatch(running.output.stderr, /warning/, running.output.stderr);
+  await Promise.all([quiet.waitFor('upgrade-rolled-back'), loud.waitFor('upgrade-rolled-back')]);
+  await until("the loud master's warnings", () => (lines(loud, /warning: rolled back/).length > 0 ? true : undefined));
+  for (const pattern of [POLL_FAILED, /warning: a handoff \(upgrade\) failed/, /warning: polling http for releases works again/]) {
+    assert.equal(lines(loud, pattern).length, 1, `${pattern}: ${loud.output.stderr}`);
+  }
+  await quiet.stop();
+  assert.doesNotMatch(quiet.output.stderr, /warning/, quiet.output.stderr);
 });
