@@ -80,10 +80,14 @@ export class ChangeWarner {
     this.#log = log;
   }
 
-  /** `key` says when two failures are the same one (a code and a message without pids or delays). */
+  /**
+   * `key` says when two failures are the same one (a code and a message). Its numbers are
+   * ignored: a pid, a byte count or a port changes on every try while the failure does not.
+   */
   failed(key: string, message: string): void {
-    if (key === this.#failing) return;
-    this.#failing = key;
+    const same = key.replace(/\d+/g, '#');
+    if (same === this.#failing) return;
+    this.#failing = same;
     this.#log.warn(message);
   }
 

@@ -88,11 +88,8 @@ export class Master implements UpgradeHost {
     const emit = createEmitter(config.onEvent, log);
     const handoffWarnings = new ChangeWarner(log);
     this.emit = (body) => {
-      // The same failure after every crash or signal is said once; pids differ, the failure does not.
-      if (body.type === 'handoff-failed') {
-        const key = `${body.code}\n${body.pid === undefined ? body.error : body.error.replaceAll(String(body.pid), '<pid>')}`;
-        handoffWarnings.failed(key, `a handoff (${body.reason}) failed (${body.code}): ${body.error}`);
-      }
+      // The same failure after every crash or signal is said once (the pids in it differ).
+      if (body.type === 'handoff-failed') handoffWarnings.failed(`${body.code}\n${body.error}`, `a handoff (${body.reason}) failed (${body.code}): ${body.error}`);
       if (body.type === 'handoff-completed') handoffWarnings.recovered(`handoffs work again (child ${body.to} took over, ${body.reason})`);
       if (body.type === 'handoff-completed' || body.type === 'handoff-failed') this.#lastHandoff = { ...body, at: Date.now() } as MasterStatus['lastHandoff'];
       if (body.type === 'upgrade-applied' || body.type === 'upgrade-rejected' || body.type === 'upgrade-rolled-back') {

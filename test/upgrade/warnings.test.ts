@@ -38,7 +38,7 @@ const moreFailures = (running: RunningMaster, seen: number, count: number) =>
 const POLL_FAILED = /warning: polling http for releases failed/;
 
 describe('ChangeWarner', () => {
-  test('warns the first failure, not its repeats; again when it changes; once when it recovers', () => {
+  test('warns the first failure, not its repeats (numbers aside); again when it changes; once when it recovers', () => {
     const said: string[] = [];
     const warner = new ChangeWarner({ debug: () => {}, warn: (message) => said.push(message) });
     warner.recovered('fine');
@@ -49,7 +49,9 @@ describe('ChangeWarner', () => {
     warner.recovered('works again');
     warner.recovered('still works');
     warner.failed('b', 'B after recovery');
-    assert.deepEqual(said, ['A1', 'B', 'works again', 'B after recovery']);
+    warner.failed('child 123 exited after 4096 bytes', 'C');
+    warner.failed('child 456 exited after 8192 bytes', 'C with other numbers');
+    assert.deepEqual(said, ['A1', 'B', 'works again', 'B after recovery', 'C']);
   });
 });
 
