@@ -11,6 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { describeError, OverseerError } from '../src/errors.js';
 import type { FetchContext, Fetcher, FetchResult } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
+import { readLocalSidecars } from './sidecars.js';
 
 export interface FileFetcherOptions {
   /** The release file; relative paths resolve against the working directory at construction. A name ending in `.gz` marks a gzip release. */
@@ -49,7 +50,7 @@ export class FileFetcher implements Fetcher {
    * `${mtimeMs}:${size}:${ino}`. Unless the previous poll, at least 250 ms ago, saw the same
    * stat, the file is stat'ed again after 250 ms and taken only if nothing moved.
    */
-  async fetch({ signal }: FetchContext): Promise<FetchResult> {
+  async fetch({ signal, wants }: FetchContext): Promise<FetchResult> {
     signal.throwIfAborted();
     const first = await this.#stat();
     if (first === undefined) {
@@ -72,11 +73,15 @@ export class FileFetcher implements Fetcher {
     }
     if (first.size === 0) return NONE;
     const { size } = first;
+    // `<path>.minisig` and `<path>.sha256`, as docs/signing.md says, when verification needs them.
+    const { sha256, signature } = await readLocalSidecars(this.#path, wants);
     return {
       type: 'update',
       release: {
         id,
         size,
+        sha256,
+        signature,
         gzip: this.#path.endsWith('.gz'),
         source: this.#path,
         open: (openSignal) => this.#open(openSignal, id, size),

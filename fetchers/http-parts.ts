@@ -71,3 +71,33 @@ export function withoutWeakPrefix(etag: string): string {
 export function hasCode(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
 }
+
+/** The conventional place of a sidecar: the release's URL with `suffix` added to its path (the query kept). */
+export function besideRelease(url: URL, suffix: string): URL {
+  const sidecar = new URL(url.href);
+  sidecar.pathname += suffix;
+  return sidecar;
+}
+
+/** A Last-Modified less than this before the response's Date may still change within its second. */
+export const RACY_MS = 2000;
+
+/**
+ * The release's id: its ETag; else Last-Modified with Content-Length, once that timestamp is
+ * old enough to trust. Last-Modified counts whole seconds, so bytes replaced later in the same
+ * second keep it (and often their length), and an id taken then would hide the new bytes for
+ * ever: git's "racy timestamp", handled the same way. A Last-Modified within RACY_MS of the
+ * response's Date (of now without one), later, or unreadable gives no id: the master then
+ * downloads and compares sha256, until the timestamp has aged.
+ */
+export function identityOf(headers: Dispatcher.ResponseData['headers'], now = Date.now()): string | undefined {
+  const etag = header(headers, 'etag');
+  if (etag !== undefined) return etag;
+  const lastModified = header(headers, 'last-modified');
+  if (lastModified === undefined) return undefined;
+  const modified = Date.parse(lastModified);
+  const date = Date.parse(header(headers, 'date') ?? '');
+  const at = Number.isNaN(date) ? now : date;
+  if (Number.isNaN(modified) || at - modified < RACY_MS) return undefined;
+  return `${lastModified}; ${header(headers, 'content-length') ?? 'no length'}`;
+}

@@ -8,16 +8,18 @@ import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { describeError, OverseerError } from '../src/errors.js';
 import { limitWasmCompilation } from '../src/upgrade/memory.js';
-import type { FetchContext, Fetcher, FetchResult, Release } from '../src/upgrade/fetcher.js';
+import type { FetchContext, Fetcher, FetchResult, Release, ReleaseWants } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
 import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
 import { assertSecureOption, isRedirect, MAX_REDIRECTIONS, redirectTarget, tooManyRedirects } from './redirects.js';
 import { checkSignature, parseSha256, readSidecar } from './sidecars.js';
 import {
+  besideRelease,
   discard,
   fileNameOf,
   hasCode,
   header,
+  identityOf,
   isSuccess,
   redact,
   requestError,
@@ -36,9 +38,15 @@ export interface HttpFetcherOptions extends DownloadLimitOptions {
    * All of them are dropped when a redirect leaves the origin (scheme, host and port).
    */
   readonly headers?: Readonly<Record<string, string>>;
-  /** A sha256 sidecar: `<hex>` or sha256sum output (`<hex>  <file>`, one line per file). */
+  /**
+   * A sha256 sidecar: `<hex>` or sha256sum output (`<hex>  <file>`, one line per file).
+   * @default `<url>.sha256` when verify.sha256 is 'required' (a 404 there means none), else none
+   */
   readonly sha256Url?: string | URL;
-  /** The release's minisign signature (its `.minisig` file). */
+  /**
+   * The release's minisign signature (its `.minisig` file).
+   * @default `<url>.minisig` when verify.publicKey is set (a 404 there means none), else none
+   */
   readonly signatureUrl?: string | URL;
   /** Deadline for a response's headers (connect included) and for each silence within a body, in ms. @default 30000 */
   readonly timeout?: number;
@@ -108,7 +116,7 @@ export class HttpFetcher implements Fetcher {
    * are read again after SIDECARS_FRESH_MS: a release re-signed or given a corrected checksum
    * under the same ETag is seen then (the master tries a release again when its signature changes).
    */
-  #sidecars: { readonly id: string; readonly at: number; readonly sha256: string | undefined; readonly signature: string | undefined } | undefined;
+  #sidecars: { readonly key: string; readonly at: number; readonly sha256: string | undefined; readonly signature: string | undefined } | undefined;
 
   constructor(options: HttpFetcherOptions) {
     assertOptions('HttpFetcher', options, SPEC);
@@ -148,15 +156,14 @@ export class HttpFetcher implements Fetcher {
         throw statusError('HEAD', this.#source, head.statusCode);
       } else {
         etag = header(head.headers, 'etag');
-        const lastModified = header(head.headers, 'last-modified');
         const length = header(head.headers, 'content-length');
         size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
-        id = etag ?? (lastModified === undefined ? undefined : `${lastModified}; ${length ?? 'no length'}`);
+        id = identityOf(head.headers);
         // undici never decodes, so the bytes arrive exactly as the server sends them.
         gzip ||= /\b(x-)?gzip\b/i.test(header(head.headers, 'content-encoding') ?? '');
       }
     }
-    const { sha256, signature } = await this.#readSidecars(id, signal);
+    const { sha256, signature } = await this.#readSidecars(id, context.wants, signal);
     const strict = sha256 !== undefined || signature !== undefined;
     const release: Release = {
       id,
@@ -223,36 +230,44 @@ export class HttpFetcher implements Fetcher {
     return limited;
   }
 
+  /**
+   * The sidecars: those configured, else the conventional `<url>.sha256` and `<url>.minisig`
+   * when the master's verification requires them (where a 404 means the release has none).
+   */
   async #readSidecars(
     id: string | undefined,
+    wants: ReleaseWants | undefined,
     signal: AbortSignal,
   ): Promise<{ sha256: string | undefined; signature: string | undefined }> {
-    if (this.#sha256Url === undefined && this.#signatureUrl === undefined) return { sha256: undefined, signature: undefined };
-    if (id !== undefined && this.#sidecars?.id === id && Date.now() - this.#sidecars.at < SIDECARS_FRESH_MS) return this.#sidecars;
-    const sha256Url = this.#sha256Url;
-    const signatureUrl = this.#signatureUrl;
+    const sha256Url = this.#sha256Url ?? (wants?.sha256 === true ? besideRelease(this.#url, '.sha256') : undefined);
+    const signatureUrl = this.#signatureUrl ?? (wants?.signature === true ? besideRelease(this.#url, '.minisig') : undefined);
+    if (sha256Url === undefined && signatureUrl === undefined) return { sha256: undefined, signature: undefined };
+    const key = `${id}\n${sha256Url?.href ?? ''}\n${signatureUrl?.href ?? ''}`;
+    if (id !== undefined && this.#sidecars?.key === key && Date.now() - this.#sidecars.at < SIDECARS_FRESH_MS) return this.#sidecars;
+    // A conventional sidecar the master asked for may be absent (a 404 is none); a configured one may not.
+    const conventional = { sha256: this.#sha256Url === undefined, signature: this.#signatureUrl === undefined };
     const [sha256, signature] = await Promise.all([
       sha256Url === undefined
         ? undefined
-        : this.#readText(sha256Url, 'sha256 sidecar (HttpFetcher.sha256Url)', signal).then((text) =>
-            parseSha256(text, redact(sha256Url), fileNameOf(this.#url)),
-          ),
+        : this.#readText(sha256Url, conventional.sha256 ? 'sha256 sidecar (verify.sha256 is required)' : 'sha256 sidecar (HttpFetcher.sha256Url)', signal, conventional.sha256)
+            .then((text) => (text === undefined ? undefined : parseSha256(text, redact(sha256Url), fileNameOf(this.#url)))),
       signatureUrl === undefined
         ? undefined
-        : this.#readText(signatureUrl, 'signature (HttpFetcher.signatureUrl)', signal).then((text) =>
-            checkSignature(text, redact(signatureUrl)),
-          ),
+        : this.#readText(signatureUrl, conventional.signature ? 'signature (verify.publicKey is set)' : 'signature (HttpFetcher.signatureUrl)', signal, conventional.signature)
+            .then((text) => (text === undefined ? undefined : checkSignature(text, redact(signatureUrl)))),
     ]);
-    if (id !== undefined) this.#sidecars = { id, at: Date.now(), sha256, signature };
+    if (id !== undefined) this.#sidecars = { key, at: Date.now(), sha256, signature };
     return { sha256, signature };
   }
 
-  async #readText(url: URL, what: string, signal: AbortSignal): Promise<string> {
+  /** A sidecar's text; undefined for a 404 when `absentIsNone` (a conventional sidecar not published). */
+  async #readText(url: URL, what: string, signal: AbortSignal, absentIsNone: boolean): Promise<string | undefined> {
     const source = redact(url);
     const response = await this.#send(url, 'GET', signal);
     if (!isSuccess(response.statusCode)) {
       await response.body.dump().catch(() => undefined);
       response.release();
+      if (absentIsNone && response.statusCode === 404) return undefined;
       throw statusError('GET', `${source} (the ${what})`, response.statusCode);
     }
     // A sidecar can drip too: it is held to the same limits as the release.

@@ -2,7 +2,10 @@
  * Sidecar files next to a release (`<file>.sha256`, `<file>.minisig`), read the same way by
  * every fetcher that has them: small, whole, and checked before the master relies on them.
  */
-import { OverseerError } from '../src/errors.js';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { describeError, OverseerError } from '../src/errors.js';
+import type { ReleaseWants } from '../src/upgrade/fetcher.js';
 
 /** Sidecars are a line or two; anything bigger is the wrong file. */
 export const MAX_SIDECAR_BYTES = 64 * 1024;
@@ -53,4 +56,33 @@ export function checkSignature(text: string, source: string): string {
     throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `the signature at ${source} is empty`, { subject: source });
   }
   return text;
+}
+
+/**
+ * The sidecars beside a local release file, `<file>.sha256` and `<file>.minisig`, read only when
+ * the master's verification wants them (FetchContext.wants). A missing one means none; any other
+ * failure to read it fails the poll.
+ */
+export async function readLocalSidecars(
+  file: string,
+  wants: ReleaseWants | undefined,
+): Promise<{ readonly sha256: string | undefined; readonly signature: string | undefined }> {
+  const read = async (suffix: string, what: string): Promise<string | undefined> => {
+    const sidecar = `${file}${suffix}`;
+    try {
+      return await readSidecar(createReadStream(sidecar), what, sidecar);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (error instanceof OverseerError) throw error;
+      throw new OverseerError('ERR_OVERSEER_FETCH_FAILED', `the ${what} ${sidecar} could not be read: ${describeError(error)}`, { cause: error, subject: sidecar });
+    }
+  };
+  const [sha256, signature] = await Promise.all([
+    wants?.sha256 === true ? read('.sha256', 'sha256 sidecar') : undefined,
+    wants?.signature === true ? read('.minisig', 'signature') : undefined,
+  ]);
+  return {
+    sha256: sha256 === undefined ? undefined : parseSha256(sha256, `${file}.sha256`, path.basename(file)),
+    signature: signature === undefined ? undefined : checkSignature(signature, `${file}.minisig`),
+  };
 }

@@ -66,6 +66,39 @@ export function createLog(options: { debug: boolean; noWarn: boolean }, prefix: 
   };
 }
 
+/**
+ * Warns about a failure that repeats (a poll every interval, a handoff after every crash) the
+ * first time, then only when it changes or ends: a warning per poll would drown the log, and
+ * none at all would hide an upgrade path that stopped working. Silent under noWarn, as its log is.
+ */
+export class ChangeWarner {
+  readonly #log: Log;
+  /** What the last failure was (its key), undefined while things work. */
+  #failing: string | undefined;
+
+  constructor(log: Log) {
+    this.#log = log;
+  }
+
+  /**
+   * `key` says when two failures are the same one (a code and a message). Its numbers are
+   * ignored: a pid, a byte count or a port changes on every try while the failure does not.
+   */
+  failed(key: string, message: string): void {
+    const same = key.replace(/\d+/g, '#');
+    if (same === this.#failing) return;
+    this.#failing = same;
+    this.#log.warn(message);
+  }
+
+  /** Says `message` once when the last report was a failure; nothing when things already worked. */
+  recovered(message: string): void {
+    if (this.#failing === undefined) return;
+    this.#failing = undefined;
+    this.#log.warn(message);
+  }
+}
+
 /** Builds the emitter the master uses: stamps `at`, logs, and never lets a throwing hook hurt the master. */
 export function createEmitter(onEvent: ((event: OverseerEvent) => void) | undefined, log: Log): (event: EventBody) => void {
   return (body) => {

@@ -75,6 +75,26 @@ export function isHttpUrl(value: unknown): value is string | URL {
   return protocol === 'http:' || protocol === 'https:';
 }
 
+/** `http://` (or `https://`) and then a host; a URL object has been parsed already and has one. */
+const WRITTEN_WITH_HOST = /^https?:[\\/]{2}[^\\/?#]/i;
+
+/**
+ * Refuses an http(s) URL written without a host (`http:///app.mjs`, `https:app.mjs`): the URL
+ * parser does not refuse them but takes the first path segment as the host, so every poll would
+ * go to a host named `app.mjs`.
+ */
+function assertHttpUrlHost(value: unknown, names: OptionNames, key: string): void {
+  if (typeof value !== 'string' || WRITTEN_WITH_HOST.test(value.trim())) return;
+  const read = new URL(value);
+  const subject = names.of(key);
+  throw new OverseerError(
+    'ERR_OVERSEER_INVALID_CONFIG',
+    `${subject} ${describeValue(value)} has no host after "${read.protocol}//" (the URL parser would read ${JSON.stringify(read.host)} as the host); ` +
+      `write the server's name after the two slashes, such as "${read.protocol}//releases.example.com/app.mjs"`,
+    { subject },
+  );
+}
+
 function isHeaders(value: unknown): value is Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   return Object.entries(value).every(
@@ -97,7 +117,7 @@ export const rules = {
     `a timeout in milliseconds (a number from 1 to ${MAX_DELAY})`,
     (value) => typeof value === 'number' && Number.isFinite(value) && value >= 1 && value <= MAX_DELAY,
   ),
-  httpUrl: rule('an absolute http: or https: URL (a string or a URL)', isHttpUrl),
+  httpUrl: withInner(rule('an absolute http: or https: URL with a host (a string or a URL)', isHttpUrl), assertHttpUrlHost),
   headers: rule(
     'an object of header names to string values (names are HTTP tokens; values have no CR, LF or NUL)',
     isHeaders,

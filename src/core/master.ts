@@ -7,7 +7,7 @@
  */
 import type { ResolvedConfig } from './config.js';
 import { describeError } from '../errors.js';
-import { createEmitter, type EventBody, type Log, type OverseerEvent } from '../events.js';
+import { ChangeWarner, createEmitter, type EventBody, type Log, type OverseerEvent } from '../events.js';
 import { exitProcess } from './exit.js';
 import { bindAll, closeAll, startListening, type BoundListener } from './listeners.js';
 import type { Launcher } from './launch/launcher.js';
@@ -86,7 +86,11 @@ export class Master implements UpgradeHost {
     this.#restartSignals = [config.restartSignal, ...(options.extraRestartSignals ?? [])];
     this.#onStop = options.onStop ?? [];
     const emit = createEmitter(config.onEvent, log);
+    const handoffWarnings = new ChangeWarner(log);
     this.emit = (body) => {
+      // The same failure after every crash or signal is said once (the pids in it differ).
+      if (body.type === 'handoff-failed') handoffWarnings.failed(`${body.code}\n${body.error}`, `a handoff (${body.reason}) failed (${body.code}): ${body.error}`);
+      if (body.type === 'handoff-completed') handoffWarnings.recovered(`handoffs work again (child ${body.to} took over, ${body.reason})`);
       if (body.type === 'handoff-completed' || body.type === 'handoff-failed') this.#lastHandoff = { ...body, at: Date.now() } as MasterStatus['lastHandoff'];
       if (body.type === 'upgrade-applied' || body.type === 'upgrade-rejected' || body.type === 'upgrade-rolled-back') {
         this.#lastUpgrade = { ...body, at: Date.now() } as MasterStatus['lastUpgrade'];

@@ -8,6 +8,18 @@
  */
 import type { Readable } from 'node:stream';
 
+/**
+ * What the master's verification requires of every release. A fetcher that can look for a
+ * signature or checksum where convention puts it (`<file>.minisig`, `<file>.sha256`) does so
+ * when asked, and spares the request when not.
+ */
+export interface ReleaseWants {
+  /** verify.publicKey is set: a release without a signature is refused. */
+  readonly signature: boolean;
+  /** verify.sha256 is 'required': a release without a sha256 is refused. */
+  readonly sha256: boolean;
+}
+
 export interface FetchContext {
   /** Aborted when the master stops; pass it to every request. */
   readonly signal: AbortSignal;
@@ -15,6 +27,8 @@ export interface FetchContext {
   readonly currentSha256: string;
   /** Version the running build reported, when it has one. */
   readonly currentVersion: string | undefined;
+  /** What verification requires; the master always sets it (absent, as from older callers: nothing). */
+  readonly wants?: ReleaseWants | undefined;
 }
 
 export interface Release {

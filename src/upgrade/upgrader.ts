@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { discardStaged, restorePrevious, stageRelease, swapBundle, type StagedRelease } from './bundle.js';
 import { OverseerError, describeError, isOverseerError } from '../errors.js';
+import { ChangeWarner } from '../events.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
 import { cleanupFolderDebris, discardFolder, installFolder, restorePreviousFolder, swapFolder } from './folder.js';
@@ -80,14 +81,20 @@ export class Upgrader {
     this.#fetcher = fetcher;
     this.#version = config.version;
     this.#floor = config.version;
+    const warnings = new ChangeWarner(host.log);
     this.loop = new FetchLoop({
       fetcher,
       minInterval: config.minFetchInterval,
-      poll: (signal) => this.poll(signal),
-      onFailure: (error, retryInMs) => host.emit({
-        type: 'fetch-failed', fetcher: fetcher.name, error: describeError(error),
-        code: isOverseerError(error) ? error.code : 'ERR_OVERSEER_FETCH_FAILED', retryInMs,
-      }),
+      poll: async (signal) => {
+        await this.poll(signal);
+        warnings.recovered(`polling ${fetcher.name} for releases works again`);
+      },
+      onFailure: (error, retryInMs) => {
+        const code = isOverseerError(error) ? error.code : 'ERR_OVERSEER_FETCH_FAILED';
+        const message = describeError(error);
+        host.emit({ type: 'fetch-failed', fetcher: fetcher.name, error: message, code, retryInMs });
+        warnings.failed(`${code}\n${message}`, `polling ${fetcher.name} for releases failed (${code}): ${message}; retrying with backoff (warned again only when this changes)`);
+      },
     });
   }
 
@@ -151,7 +158,9 @@ export class Upgrader {
 
   /** Step ask: what the source holds now, unless the host is stopping. */
   async #ask(signal: AbortSignal): Promise<Release | undefined> {
-    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version });
+    const { publicKey, sha256 } = this.#config.verify;
+    const wants = { signature: publicKey !== undefined, sha256: sha256 === 'required' };
+    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version, wants });
     return result.type === 'none' || this.#host.stopping ? undefined : result.release;
   }
 
@@ -311,6 +320,8 @@ export class Upgrader {
     this.#installedId = undefined;
     this.#rejections.remember(release, 'ERR_OVERSEER_ROLLED_BACK', { rawSha256: attempt.staged?.rawSha256, sha256 });
     this.#host.emit({ type: 'upgrade-rolled-back', source: release.source, sha256, error: outcome.error.message, code: 'ERR_OVERSEER_ROLLED_BACK' });
+    // Once per release: a release rolled back is remembered and never tried again.
+    this.#host.log.warn(`rolled back ${release.source} (sha256 ${sha256}): ${outcome.error.message}; the previous release keeps serving`);
   }
 
   /** Persists the highest version installed, so a restart does not reopen the downgrade window. */
