@@ -144,7 +144,7 @@ export class Master implements UpgradeHost {
     this.#cleanups.push(onSignals(this.#restartSignals, (signal) => this.#restart(signal, 'signal')));
     this.#cleanups.push(onSignals(forwardedSignals(this.#restartSignals), (signal) => this.forward(signal)));
     this.#cleanups.push(this.#onAbort(), watchParent((parent) => {
-      this.#log.warn(`npm (pid ${parent}), which started the master, is gone; shutting down (signal the master's pid, not npm's)`);
+      this.#log.warn(`npm started this master and its parent (pid ${parent}) is gone; shutting down gracefully (signal the master, pid ${process.pid}, not npm)`);
       this.shutdown('SIGTERM');
     }));
     this.emit({
