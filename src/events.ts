@@ -1,7 +1,8 @@
 /**
- * Lifecycle events the master reports through config.onEvent, and the debug/warning log.
- * Events are plain objects with a `type` tag; `at` is Date.now() when it happened.
+ * Lifecycle events the master reports through config.onEvent, on diagnostics_channel, and the
+ * debug/warning log. Events are plain objects with a `type` tag; `at` is Date.now() when it happened.
  */
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
 
 export type OverseerEvent =
@@ -99,11 +100,32 @@ export class ChangeWarner {
   }
 }
 
-/** Builds the emitter the master uses: stamps `at`, logs, and never lets a throwing hook hurt the master. */
+/**
+ * Every event is published on its own channel, `overseer:<type>` (one named channel per kind,
+ * as undici and node:http do), so APM tools and loggers subscribe without onEvent.
+ */
+export const CHANNEL_PREFIX = 'overseer:';
+
+const channels = new Map<string, diagnosticsChannel.Channel>();
+
+/** The diagnostics_channel an event type is published on. */
+export function eventChannel(type: OverseerEvent['type']): diagnosticsChannel.Channel {
+  let channel = channels.get(type);
+  if (!channel) {
+    channel = diagnosticsChannel.channel(`${CHANNEL_PREFIX}${type}`);
+    channels.set(type, channel);
+  }
+  return channel;
+}
+
+/** Builds the emitter the master uses: stamps `at`, logs, publishes, and never lets a throwing onEvent hurt the master. */
 export function createEmitter(onEvent: ((event: OverseerEvent) => void) | undefined, log: Log): (event: EventBody) => void {
   return (body) => {
     const event = { ...body, at: Date.now() } as OverseerEvent;
     log.debug(`${event.type} ${JSON.stringify(body, (key, value) => (key === 'type' ? undefined : value))}`);
+    // Nothing is published (or copied) while nobody listens.
+    const channel = eventChannel(event.type);
+    if (channel.hasSubscribers) channel.publish(event);
     if (!onEvent) return;
     try {
       onEvent(event);

@@ -81,6 +81,8 @@ export interface Config {
   readonly checkTimeout?: number;
   /** Folder releases: old release folders kept besides the live one and `.previous`. @default 3 */
   readonly keepReleases?: number;
+  /** Aborting it stops the master gracefully, as SIGTERM does (read in the master only). */
+  readonly signal?: AbortSignal;
 }
 
 export type ParsedAddress =
@@ -109,6 +111,7 @@ export interface ResolvedConfig {
   readonly maxBundleSize: number;
   readonly checkTimeout: number;
   readonly keepReleases: number;
+  readonly signal: AbortSignal | undefined;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -202,6 +205,7 @@ export const CONFIG_SPEC: OptionSpec = {
   maxBundleSize: rule('a whole number of bytes > 0', (value) => Number.isSafeInteger(value) && (value as number) > 0),
   checkTimeout: duration,
   keepReleases: rule('a whole number of release folders, 0 or more', (value) => Number.isSafeInteger(value) && (value as number) >= 0),
+  signal: rule('an AbortSignal (such as new AbortController().signal)', (value) => value instanceof AbortSignal),
 };
 
 /** A fetcher may be a class instance, so any non-null object (not only a plain one). */
@@ -313,6 +317,7 @@ export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES):
     maxBundleSize: config.maxBundleSize ?? DEFAULTS.maxBundleSize,
     checkTimeout: config.checkTimeout ?? DEFAULTS.checkTimeout,
     keepReleases: config.keepReleases ?? DEFAULTS.keepReleases,
+    signal: config.signal,
   });
 }
 

@@ -14,6 +14,7 @@ import type { Launcher } from './launch/launcher.js';
 import { SHUTDOWN_SIGNALS, forwardedSignals, onSignals } from './signals.js';
 import { Children, type ChildSnapshot, type HandoffResult } from './children.js';
 import { Respawner } from './respawn.js';
+import { watchParent } from './orphan.js';
 import type { UpgradeHost } from '../upgrade/host.js';
 
 export type { ChildPhase, HandoffResult } from './children.js';
@@ -146,6 +147,10 @@ export class Master implements UpgradeHost {
     this.#cleanups.push(onSignals(SHUTDOWN_SIGNALS, (signal) => this.shutdown(signal)));
     this.#cleanups.push(onSignals(this.#restartSignals, (signal) => this.#restart(signal, 'signal')));
     this.#cleanups.push(onSignals(forwardedSignals(this.#restartSignals), (signal) => this.forward(signal)));
+    this.#cleanups.push(this.#onAbort(), watchParent((parent) => {
+      this.#log.warn(`npm started this master and its parent (pid ${parent}) is gone; shutting down gracefully (signal the master, pid ${process.pid}, not npm)`);
+      this.shutdown('SIGTERM');
+    }));
     this.emit({
       type: 'master-started',
       pid: process.pid,
@@ -153,8 +158,23 @@ export class Master implements UpgradeHost {
       bundlePath: this.#bundlePath,
       sha256: this.#sha256,
     });
+    if (this.#config.signal?.aborted) {
+      this.shutdown('SIGTERM');
+      return;
+    }
     this.#children.start();
     await this.#poller?.start();
+  }
+
+  /** config.signal: aborting it stops the master as SIGTERM does. */
+  #onAbort(): () => void {
+    const signal = this.#config.signal;
+    if (!signal) return () => {};
+    const stop = () => this.shutdown('SIGTERM');
+    // Aborted before start: start() stops without forking.
+    if (signal.aborted) return () => {};
+    signal.addEventListener('abort', stop, { once: true });
+    return () => signal.removeEventListener('abort', stop);
   }
 
   /**
