@@ -1,7 +1,7 @@
 /**
  * The fallback where the master cannot run (config.required false): the program runs in this
  * process with state.enabled false, listening on the configured addresses itself. No handoffs,
- * no upgrades; shutdown is still signalled on SIGTERM/SIGINT.
+ * no upgrades; shutdown is still signalled on SIGTERM/SIGINT and by config.signal.
  */
 import net from 'node:net';
 import type { ParsedAddress, ResolvedConfig } from './config.js';
@@ -24,6 +24,9 @@ export async function runInProcess(config: ResolvedConfig, reason: string): Prom
       process.kill(process.pid, signal);
     });
   }
+  // config.signal stops the program here too: the program sees it as state.shutdown.
+  config.signal?.addEventListener('abort', () => shutdown.abort(config.signal?.reason), { once: true });
+  if (config.signal?.aborted) shutdown.abort(config.signal.reason);
   const state = createState({
     enabled: false,
     id: '',

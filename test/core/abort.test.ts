@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { normalizeConfig } from '../../src/core/config.ts';
-import { fixture, scale, startMaster, type RunningMaster } from '../helpers/master.ts';
+import { fixture, root, scale, startMaster, type RunningMaster } from '../helpers/master.ts';
 
 /** The master's exit, or a failure at the deadline (a master that ignores the signal must fail the test, not hang it). */
 function exitOf(master: RunningMaster): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
@@ -41,4 +45,18 @@ test('config.signal must be an AbortSignal', () => {
     message: /config\.signal must be an AbortSignal.*got "SIGTERM"/,
   });
   assert.equal(normalizeConfig({ program() {}, address: ':0', signal: AbortSignal.abort() }).signal?.aborted, true);
+});
+
+test('without a master (in-process), aborting config.signal aborts state.shutdown', async () => {
+  // `-e` has no entry script to fork, so run() runs the program in this process.
+  const script = `
+    import { run } from ${JSON.stringify(pathToFileURL(path.join(root, 'dist/src/index.js')).href)};
+    const stop = new AbortController();
+    await run({ address: '127.0.0.1:0', noWarn: true, signal: stop.signal, async program(state) {
+      state.shutdown.addEventListener('abort', () => { console.log('shutdown', state.enabled); process.exit(0); });
+      stop.abort();
+    } });
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000 * scale });
+  assert.equal(stdout.trim(), 'shutdown false');
 });
