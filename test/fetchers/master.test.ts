@@ -8,18 +8,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { OverseerEvent } from '../../src/events.ts';
-import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
 import { bundleSource } from '../helpers/bundles.ts';
 import { ask } from '../helpers/load.ts';
-import { root, startMaster, tempDir, type RunningMaster } from '../helpers/master.ts';
+import { root, tempDir } from '../helpers/master.ts';
+import { master, releaseServer } from '../helpers/ended.ts';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
 
 /** Release 1.0.0, whose master polls APP_FETCH_URL with the HttpFetcher options in APP_FETCH_EXTRA. */
 function runningBundle(file: string): string {
@@ -46,17 +42,7 @@ run({
   return file;
 }
 
-async function server(options: Parameters<typeof startReleaseServer>[0] = {}): Promise<ReleaseServer> {
-  const started = await startReleaseServer(options);
-  cleanups.push(() => started.close());
-  return started;
-}
 
-async function master(bundle: string, env: Record<string, string>): Promise<RunningMaster> {
-  const started = await startMaster(bundle, { env });
-  cleanups.push(() => started.stop());
-  return started;
-}
 
 const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
@@ -67,7 +53,7 @@ function failedWith(code: string): (event: Extract<OverseerEvent, { type: 'fetch
 test('a dripping release is cut by minDownloadRate; the child keeps serving and the release arrives once the drip stops', async () => {
   const bundle = runningBundle(path.join(tempDir(), 'app.mjs'));
   const installed = sha256(bundle);
-  const releases = await server();
+  const releases = await releaseServer();
   releases.publish('/app.mjs', bundleSource('2.0.0'));
   releases.drip('/app.mjs', { every: 20 });
   const running = await master(bundle, {
@@ -88,8 +74,8 @@ test('a dripping release is cut by minDownloadRate; the child keeps serving and 
 test('a redirect to another origin gets none of the configured headers', async () => {
   const bundle = runningBundle(path.join(tempDir(), 'app.mjs'));
   const installed = sha256(bundle);
-  const releases = await server();
-  const mirror = await server({ host: '::1' });
+  const releases = await releaseServer();
+  const mirror = await releaseServer({ host: '::1' });
   const published = mirror.publish('/app.mjs', bundleSource('2.0.0'));
   releases.redirect('/app.mjs', published.url);
   const running = await master(bundle, {
@@ -113,8 +99,8 @@ test('an https: release redirected to http: is never fetched; the child keeps se
   };
   const bundle = runningBundle(path.join(tempDir(), 'app.mjs'));
   const installed = sha256(bundle);
-  const secure = await server({ tls });
-  const plain = await server();
+  const secure = await releaseServer({ tls });
+  const plain = await releaseServer();
   const published = plain.publish('/app.mjs', bundleSource('2.0.0'));
   secure.redirect('/app.mjs', published.url);
   const running = await master(bundle, {

@@ -7,30 +7,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { createMinisignKey } from '../../support/minisign.ts';
-import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
 import { bundleSource, writeBundle } from '../helpers/bundles.ts';
 import { ask } from '../helpers/load.ts';
-import { startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
+import { tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { hasPython, startPythonServer } from '../fetchers/python-http-server.ts';
+import { master, onDone, releaseServer } from '../helpers/ended.ts';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
 
-async function server(): Promise<ReleaseServer> {
-  const started = await startReleaseServer();
-  cleanups.push(() => started.close());
-  return started;
-}
 
-async function master(bundle: string, env: Record<string, string>): Promise<RunningMaster> {
-  const started = await startMaster(bundle, { env });
-  cleanups.push(() => started.stop());
-  return started;
-}
 
 /** The first upgrade outcome: applied, or why not. */
 async function outcome(running: RunningMaster, from = 0): Promise<string> {
@@ -46,7 +32,7 @@ async function outcome(running: RunningMaster, from = 0): Promise<string> {
 test('with verify.publicKey set, <asset>.minisig next to the release is read without signatureUrl, and the signed release is taken', async () => {
   const key = createMinisignKey();
   const bundle = writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0');
-  const releases = await server();
+  const releases = await releaseServer();
   const v2 = bundleSource('2.0.0');
   // As docs/signing.md says: the signature first, then the release.
   releases.publish('/app.mjs.minisig', key.sign(Buffer.from(v2), 'version:2.0.0'));
@@ -66,7 +52,7 @@ test('with verify.publicKey set, <asset>.minisig next to the release is read wit
 
 test("with verify.sha256 'required', <asset>.sha256 next to the release is read without sha256Url; with no key, no .minisig is asked for", async () => {
   const bundle = writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0');
-  const releases = await server();
+  const releases = await releaseServer();
   releases.publish('/app.mjs', bundleSource('2.0.0'), { sha256: true });
   const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ verify: { sha256: 'required' } }) });
   assert.equal(await outcome(running), 'applied 2.0.0');
@@ -98,7 +84,7 @@ test(
     };
     publish(v2);
     const python = await startPythonServer(path.dirname(published));
-    cleanups.push(() => python.close());
+    onDone(() => python.close());
     const running = await master(bundle, { APP_FETCH_URL: `${python.origin}/app.mjs` });
     assert.equal(await outcome(running), 'applied 2.0.0');
 

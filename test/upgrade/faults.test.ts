@@ -4,25 +4,15 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { bundleSource, writeBundle } from '../helpers/bundles.ts';
 import { ask } from '../helpers/load.ts';
-import { startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
+import { tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { createMinisignKey } from '../../support/minisign.ts';
-import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
+import { master, releaseServer } from '../helpers/ended.ts';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
 
-async function server(): Promise<ReleaseServer> {
-  const started = await startReleaseServer();
-  cleanups.push(() => started.close());
-  return started;
-}
 
-async function master(bundle: string, env: Record<string, string>, wait = true): Promise<RunningMaster> {
-  const started = await startMaster(bundle, { env: { APP_OPTIONS: '{}', ...env }, noWait: !wait });
-  cleanups.push(() => started.stop());
-  return started;
+/** A master whose app reads its options from APP_OPTIONS (none unless given). */
+function faultyMaster(bundle: string, env: Record<string, string>, wait = true): Promise<RunningMaster> {
+  return master(bundle, { APP_OPTIONS: '{}', ...env }, { noWait: !wait });
 }
 
 function memory(pid: number): { rss: number; peak: number } {
@@ -38,10 +28,10 @@ describe('upgrade faults', () => {
   test('a release with no signature is refused when verify.publicKey is set', async () => {
     const dir = tempDir();
     const bundle = writeBundle(path.join(dir, 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     releases.publish('/app.mjs', bundleSource('2.0.0'));
     const key = createMinisignKey();
-    const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ verify: { publicKey: key.publicKey } }) });
+    const running = await faultyMaster(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ verify: { publicKey: key.publicKey } }) });
     assert.equal((await running.waitFor('upgrade-rejected')).code, 'ERR_OVERSEER_SIGNATURE_MISSING');
     assert.equal((await ask(running.port)).version, '1.0.0');
   });
@@ -49,9 +39,9 @@ describe('upgrade faults', () => {
   test('a release over maxBundleSize is refused before it fills the disk, and not retried', async () => {
     const dir = tempDir();
     const bundle = writeBundle(path.join(dir, 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     releases.publish('/app.mjs.gz', Buffer.alloc(4 * 1024 * 1024, 'a').toString() + bundleSource('2.0.0'), { gzip: true });
-    const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs.gz'), APP_OPTIONS: JSON.stringify({ maxBundleSize: 1024 * 1024 }) });
+    const running = await faultyMaster(bundle, { APP_FETCH_URL: releases.url('/app.mjs.gz'), APP_OPTIONS: JSON.stringify({ maxBundleSize: 1024 * 1024 }) });
     assert.equal((await running.waitFor('upgrade-rejected')).code, 'ERR_OVERSEER_TOO_LARGE');
     const downloads = releases.requests.filter((request) => request.method === 'GET').length;
     const polls = releases.requests.length;
@@ -63,9 +53,9 @@ describe('upgrade faults', () => {
   test('downloading a 200 MB release grows the master\'s RSS by less than 32 MB', async (t) => {
     const dir = tempDir();
     const bundle = writeBundle(path.join(dir, 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     releases.publish('/app.mjs.sha256', `${'f'.repeat(64)}  app.mjs\n`);
-    const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_FETCH_SHA256_URL: releases.url('/app.mjs.sha256'), APP_FETCH_INTERVAL: '60000' });
+    const running = await faultyMaster(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_FETCH_SHA256_URL: releases.url('/app.mjs.sha256'), APP_FETCH_INTERVAL: '60000' });
     // The fetcher has polled once (nothing there yet): undici is loaded, so its cost is in the baseline.
     await running.waitFor('fetch-failed');
     // Peak RSS counts from here (Linux: writing 5 to clear_refs resets VmHWM).
@@ -85,7 +75,7 @@ describe('upgrade faults', () => {
   test('two masters swapping the same bundle at once: both land, the file is whole, no lock is left', async () => {
     const dir = tempDir();
     const bundle = writeBundle(path.join(dir, 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     const [a, b] = await Promise.all([
       master(bundle, { APP_FETCH_URL: releases.url('/app.mjs') }),
       master(bundle, { APP_FETCH_URL: releases.url('/app.mjs') }),
@@ -101,13 +91,13 @@ describe('upgrade faults', () => {
   test('kill -9 of the master at any moment of an upgrade: the bundle boots after restart, no lock or temp file stays', async () => {
     const dir = tempDir();
     const bundle = writeBundle(path.join(dir, 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     const versions = ['1.0.0'];
     for (let round = 0; round < 6; round++) {
       const version = `2.0.${round}`;
       versions.push(version);
       releases.publish('/app.mjs', bundleSource(version));
-      const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs') }, false);
+      const running = await faultyMaster(bundle, { APP_FETCH_URL: releases.url('/app.mjs') }, false);
       await running.waitFor('upgrade-available');
       // Land the kill at a different point of download, check and swap each round.
       await new Promise((resolve) => setTimeout(resolve, round * 25));
@@ -116,7 +106,7 @@ describe('upgrade faults', () => {
       const content = fs.readFileSync(bundle, 'utf8');
       assert.ok(versions.some((item) => content === bundleSource(item)), `round ${round}: the bundle is whole`);
       // A new master with the same config boots whatever is there and clears the temp files.
-      const next = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs') });
+      const next = await faultyMaster(bundle, { APP_FETCH_URL: releases.url('/app.mjs') });
       const answer = await ask(next.port);
       assert.ok(versions.includes(answer.version ?? ''), `round ${round}: boots ${answer.version}`);
       await next.stop();
@@ -124,7 +114,7 @@ describe('upgrade faults', () => {
     }
     // Whatever lock a kill left behind goes stale: the next release still lands.
     releases.publish('/app.mjs', bundleSource('3.0.0'));
-    const last = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs') });
+    const last = await faultyMaster(bundle, { APP_FETCH_URL: releases.url('/app.mjs') });
     await last.waitFor('upgrade-applied', (event) => event.version === '3.0.0', 30_000);
     assert.equal((await ask(last.port)).version, '3.0.0');
     await last.stop();

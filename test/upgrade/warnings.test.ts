@@ -8,27 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ChangeWarner } from '../../src/events.ts';
-import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
 import { bundleSource, writeBundle } from '../helpers/bundles.ts';
 import { ask } from '../helpers/load.ts';
-import { startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
+import { tempDir, until, type RunningMaster } from '../helpers/master.ts';
+import { master, releaseServer } from '../helpers/ended.ts';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
 
-async function server(): Promise<ReleaseServer> {
-  const started = await startReleaseServer();
-  cleanups.push(() => started.close());
-  return started;
-}
 
-async function master(bundle: string, env: Record<string, string>): Promise<RunningMaster> {
-  const started = await startMaster(bundle, { env });
-  cleanups.push(() => started.stop());
-  return started;
-}
 
 const lines = (running: RunningMaster, pattern: RegExp) => running.output.stderr.split('\n').filter((line) => pattern.test(line));
 const failures = (running: RunningMaster) => running.events.filter((event) => event.type === 'fetch-failed');
@@ -58,7 +44,7 @@ describe('ChangeWarner', () => {
 describe('warnings by default', () => {
   test('a failing poll warns once, again when the failure changes, and when polling works again', async () => {
     const bundle = writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     releases.setMode('/app.mjs', 'status-500');
     const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs') });
     await moreFailures(running, 0, 4);
@@ -108,7 +94,7 @@ describe('warnings by default', () => {
 
   test('a release that fails its handoff and is rolled back warns with the reason', async () => {
     const bundle = writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0');
-    const releases = await server();
+    const releases = await releaseServer();
     releases.publish('/app.mjs', fs.readFileSync(bundle));
     const running = await master(bundle, { APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ readyTimeout: 3000 }) });
     releases.publish('/app.mjs', bundleSource('2.0.0', 'crash-in-program'));
@@ -122,7 +108,7 @@ describe('warnings by default', () => {
 });
 
 test('noWarn silences them all (failing polls, failed handoffs, rollbacks), which a master beside it prints', async () => {
-  const releases = await server();
+  const releases = await releaseServer();
   releases.setMode('/app.mjs', 'status-500');
   const start = (options: object) => master(writeBundle(path.join(tempDir(), 'app.mjs'), '1.0.0'), {
     APP_FETCH_URL: releases.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ readyTimeout: 3000, ...options }),
