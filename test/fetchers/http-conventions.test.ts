@@ -9,30 +9,22 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
-import { HttpFetcher, type HttpFetcherOptions } from '../../fetchers/http.ts';
+import { after, before, describe, test } from 'node:test';
+import { HttpFetcher } from '../../fetchers/http.ts';
 import { identityOf, RACY_MS } from '../../fetchers/http-parts.ts';
 import { isOverseerError } from '../../src/errors.ts';
 import type { FetchContext, ReleaseWants } from '../../src/upgrade/fetcher.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
-import { readAll, releaseOf } from '../helpers/fetch.ts';
+import { readAll, releaseOf, httpFetchers } from '../helpers/fetch.ts';
 import { hasPython, startPythonServer } from './python-http-server.ts';
 
 let server: ReleaseServer;
-const fetchers: HttpFetcher[] = [];
+const fetcher = httpFetchers();
 before(async () => {
   server = await startReleaseServer();
 });
 after(() => server.close());
-afterEach(async () => {
-  await Promise.all(fetchers.splice(0).map((fetcher) => fetcher.close()));
-});
 
-function fetcher(options: HttpFetcherOptions): HttpFetcher {
-  const created = new HttpFetcher(options);
-  fetchers.push(created);
-  return created;
-}
 
 const context = (wants?: ReleaseWants): FetchContext => ({
   signal: new AbortController().signal, currentSha256: '0'.repeat(64), currentVersion: undefined, ...(wants ? { wants } : {}),

@@ -19,6 +19,7 @@ import { HttpFetcher, type HttpFetcherOptions } from '../../fetchers/http.ts';
 import { isOverseerError, type ErrorCode } from '../../src/errors.ts';
 import type { FetchContext, FetchResult, Release } from '../../src/upgrade/fetcher.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
+import { httpFetchers } from '../helpers/fetch.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SIGNATURE =
@@ -28,7 +29,7 @@ const SIGNATURE =
   'Jw9b6mC3hY1sQ2w5eR7tY9uI0oP1aS2dF3gH4jK5lZ6xC7vB8nM9qW0eR1tY2uI3oP4aS5dF6gH7jK8lZ9xC0v==\n';
 
 let server: ReleaseServer;
-const fetchers: HttpFetcher[] = [];
+const fetcher = httpFetchers();
 
 before(async () => {
   server = await startReleaseServer();
@@ -36,15 +37,7 @@ before(async () => {
 after(async () => {
   await server.close();
 });
-afterEach(async () => {
-  await Promise.all(fetchers.splice(0).map((fetcher) => fetcher.close()));
-});
 
-function fetcher(options: HttpFetcherOptions): HttpFetcher {
-  const created = new HttpFetcher(options);
-  fetchers.push(created);
-  return created;
-}
 
 function context(signal: AbortSignal = new AbortController().signal): FetchContext {
   return { signal, currentSha256: '0'.repeat(64), currentVersion: undefined };

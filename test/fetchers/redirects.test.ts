@@ -7,15 +7,15 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GitHubFetcher } from '../../fetchers/github.ts';
-import { HttpFetcher, type HttpFetcherOptions } from '../../fetchers/http.ts';
+import { HttpFetcher } from '../../fetchers/http.ts';
 import { S3Fetcher } from '../../fetchers/s3.ts';
 import { isOverseerError } from '../../src/errors.ts';
 import { startGitHubApi } from '../../support/github-api.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
-import { context, readAll, releaseOf } from '../helpers/fetch.ts';
+import { context, readAll, releaseOf, httpFetchers } from '../helpers/fetch.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const certFile = path.join(root, 'test/fixtures/tls/cert.pem');
@@ -24,7 +24,7 @@ const SECRETS = { 'x-api-key': 'k3y', 'private-token': 'gl-t0ken', authorization
 
 let home: ReleaseServer;
 let elsewhere: ReleaseServer;
-const fetchers: HttpFetcher[] = [];
+const fetcher = httpFetchers();
 
 before(async () => {
   home = await startReleaseServer();
@@ -33,15 +33,7 @@ before(async () => {
 after(async () => {
   await Promise.all([home.close(), elsewhere.close()]);
 });
-afterEach(async () => {
-  await Promise.all(fetchers.splice(0).map((fetcher) => fetcher.close()));
-});
 
-function fetcher(options: HttpFetcherOptions): HttpFetcher {
-  const created = new HttpFetcher(options);
-  fetchers.push(created);
-  return created;
-}
 
 describe('cross-origin redirects', () => {
   test('carry none of the configured headers (release, sha256 and signature); the same origin keeps them', async () => {

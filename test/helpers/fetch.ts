@@ -1,6 +1,8 @@
 /** Small helpers for fetcher tests: a poll context, the release of an update, a body read whole. */
 import assert from 'node:assert/strict';
 import type { Readable } from 'node:stream';
+import { afterEach } from 'node:test';
+import { HttpFetcher, type HttpFetcherOptions } from '../../fetchers/http.ts';
 import type { FetchContext, FetchResult, Release } from '../../src/upgrade/fetcher.ts';
 
 export const context = (signal: AbortSignal = new AbortController().signal): FetchContext => ({
@@ -36,4 +38,17 @@ export async function assertAbortEndsStream(release: Release, size: number): Pro
     (error) => error === reason,
   );
   assert.ok(received < size, `read ${received} of ${size} bytes after the abort`);
+}
+
+/** A maker of HttpFetchers that closes each one after the test that made it. */
+export function httpFetchers(): (options: HttpFetcherOptions) => HttpFetcher {
+  const made: HttpFetcher[] = [];
+  afterEach(async () => {
+    await Promise.all(made.splice(0).map((fetcher) => fetcher.close()));
+  });
+  return (options) => {
+    const fetcher = new HttpFetcher(options);
+    made.push(fetcher);
+    return fetcher;
+  };
 }
