@@ -3,6 +3,8 @@
  * model of ShinyTrinkets' overseer. Each runs in its own process group, is started again after
  * a failure with backoff, and reports its state changes and output lines as events and as async
  * iterables. Supervisors in one process share nothing but the exit hook that kills live groups.
+ * One job, kept whole on purpose: the process table and the loop that moves each entry through
+ * its states read best side by side (its shapes are in types.ts, spawning in spawn.ts).
  */
 import { EventEmitter, on } from 'node:events';
 import { OverseerError } from '../errors.js';

@@ -6,6 +6,7 @@
  *   on failure roll back.
  * A step that refuses the release throws an OverseerError; poll() turns it into one
  * `upgrade-rejected` event, remembers it (rejections.ts) and leaves the old child serving.
+ * One job, kept whole on purpose: the steps of a poll read in order, top to bottom.
  */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
