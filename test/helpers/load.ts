@@ -3,8 +3,10 @@
  * sending a request as soon as the previous one is answered, until stopped, `maxMs` passes or
  * `maxRequests` have been sent. Every answer and every failure is recorded.
  */
+import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
+import type { RunningMaster } from './master.ts';
 
 export interface Answer {
   readonly pid: number;
@@ -126,4 +128,23 @@ export class Load {
 export async function ask(port: number, host = '127.0.0.1', path = '/'): Promise<{ pid: number; id: string; version: string | null }> {
   const response = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`);
   return (await response.json()) as { pid: number; id: string; version: string | null };
+}
+
+/**
+ * Three SIGUSR2 handoffs while `options` load runs against the master: no request fails, answers
+ * come from at least three children, and every old child drained well before terminateTimeout.
+ */
+export async function assertHandsOffUnderLoad(master: RunningMaster, options: Omit<LoadOptions, 'port'>): Promise<void> {
+  const load = new Load({ ...options, port: master.port });
+  for (let round = 1; round <= 3; round++) {
+    master.process.kill('SIGUSR2');
+    await master.waitFor('handoff-completed', () => master.events.filter((event) => event.type === 'handoff-completed').length >= round);
+  }
+  const result = await load.stop();
+  assert.deepEqual(result.failures, []);
+  const pids = new Set(result.answers.map((answer) => answer.pid));
+  assert.ok(pids.size >= 3, `answers from ${pids.size} children`);
+  for (const event of master.events) {
+    if (event.type === 'handoff-completed') assert.ok(event.timings.drainMs < 10_000, `drain took ${event.timings.drainMs} ms`);
+  }
 }
