@@ -35,6 +35,8 @@ options (each overrides the same key of the config file):
   --env NAME=VALUE          set a variable for CMD; repeatable
   --ready notify            CMD is ready when it writes READY=1 to the fd in $${READY_FD_ENV} (default)
   --ready-delay MS          CMD is ready MS after it started (for programs that cannot say)
+  --preload, --no-preload   for a Node CMD, make listen(PORT) on a --listen port serve on the held
+                            socket, report ready and drain (default on; see docs/command.md)
   --stop-signal SIG         how a child is asked to drain and exit (default SIGTERM)
   --restart-signal SIG      signal to the master that starts a handoff (default SIGUSR2; SIGHUP too)
   --reopen-signal SIG       what \`overseer ctl reopen\` sends the child (default SIGUSR1)
@@ -123,6 +125,7 @@ async function startRun(settings: RunSettings): Promise<void> {
       names: settings.listeners.map((listener) => listener.name),
       bundlePath: config.bundlePath ?? settings.command,
       check: settings.check,
+      preload: settings.preload,
     });
     // SIGHUP restarts too, as daemons do on reload (systemd's ExecReload=kill -HUP).
     master = await startMaster(config, {

@@ -59,6 +59,7 @@ export const FILE_SPEC: OptionSpec = {
   respawn: CONFIG_SPEC.respawn!,
   bundle: filePath,
   check: rules.boolean,
+  preload: rules.boolean,
   fetch: withInner(
     rule(`an object with one of ${SOURCES.map((name) => `"${name}"`).join(', ')}, such as { "http": { "url": "https://…" } }`, (value) => {
       const keys = isPlainObject(value) ? Object.keys(value) : [];
@@ -171,7 +172,7 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   const layer: Layer = { config, name: (option) => names.of(fileKey(option)) };
   const given = data as {
     listeners?: Array<string | number | { name?: string; address: string | number }>; command?: string[]; cwd?: string; env?: Record<string, string>;
-    ready?: 'notify' | { delay: number }; stopSignal?: NodeJS.Signals; reopenSignal?: NodeJS.Signals; bundle?: string; check?: boolean;
+    ready?: 'notify' | { delay: number }; stopSignal?: NodeJS.Signals; reopenSignal?: NodeJS.Signals; bundle?: string; check?: boolean; preload?: boolean;
     verify?: Record<string, unknown>; control?: string; pidFile?: string;
   };
   if (given.listeners) {
@@ -186,6 +187,7 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   if (given.reopenSignal) layer.reopenSignal = given.reopenSignal;
   if (given.bundle !== undefined) layer.bundle = path.resolve(dir, given.bundle);
   if (given.check !== undefined) layer.check = given.check;
+  if (given.preload !== undefined) layer.preload = given.preload;
   if (data.fetch !== undefined) layer.fetch = fetchSpecOf(data, dir, names);
   if (given.control !== undefined) layer.control = path.resolve(dir, given.control);
   if (given.pidFile !== undefined) layer.pidFile = path.resolve(dir, given.pidFile);

@@ -29,6 +29,8 @@ export const RUN_OPTIONS = {
   env: { type: 'string', multiple: true },
   check: { type: 'boolean' },
   'no-check': { type: 'boolean' },
+  preload: { type: 'boolean' },
+  'no-preload': { type: 'boolean' },
   fetch: { type: 'string' },
   'fetch-url': { type: 'string' },
   'fetch-file': { type: 'string' },
@@ -159,6 +161,9 @@ export function flagLayer(values: RunValues, command: string[]): Layer {
   if (values.check && values['no-check']) throw contradict('--check', '--no-check');
   if (values.check) layer.check = true;
   if (values['no-check']) layer.check = false;
+  if (values.preload && values['no-preload']) throw contradict('--preload', '--no-preload');
+  if (values.preload) layer.preload = true;
+  if (values['no-preload']) layer.preload = false;
   if (values.fetch !== undefined && (values['fetch-url'] !== undefined || values['fetch-file'] !== undefined)) {
     throw flagError('--fetch', 'and --fetch-url/--fetch-file name two release sources; give one');
   }

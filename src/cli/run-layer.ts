@@ -38,6 +38,8 @@ export interface Layer {
   reopenSignal?: NodeJS.Signals;
   bundle?: string;
   check?: boolean;
+  /** Load the listen preload into a Node command (src/preload/listen.ts). */
+  preload?: boolean;
   fetch?: FetchSpec;
   fetchInterval?: number;
   /** --allow-insecure-http: the http release source may use plain http: to another machine. */

@@ -12,6 +12,7 @@ import type { Fetcher } from '../upgrade/fetcher.js';
 import type { Readiness } from '../core/launch/exec.js';
 import { assertOptions, optionNames, type OptionNames, type OptionSpec } from '../options.js';
 import { EVENT_LINE_PREFIX } from '../protocol.js';
+import { isNodeProgram } from '../core/launch/preload.js';
 import { fileLayer, readConfigFile } from './run-config-file.js';
 import { flagError, flagLayer, parseRunFlags } from './run-flags.js';
 import type { FetchSource, FetchSpec, Layer, ListenerGroup } from './run-layer.js';
@@ -32,6 +33,8 @@ export interface RunSettings {
   readonly reopenSignal: NodeJS.Signals;
   /** Run the echo-token check on releases. */
   readonly check: boolean;
+  /** Load the listen preload: on (the default) and the command is a Node program (see isNodeProgram). */
+  readonly preload: boolean;
   /** The control socket's path, when there is one. */
   readonly control: string | undefined;
   readonly pidFile: string | undefined;
@@ -200,6 +203,7 @@ export async function loadRunSettings(argv: readonly string[]): Promise<RunSetti
     stopSignal: pick('stopSignal') ?? 'SIGTERM',
     reopenSignal: pick('reopenSignal') ?? DEFAULT_REOPEN_SIGNAL,
     check: pick('check') ?? true,
+    preload: (pick('preload') ?? true) && isNodeProgram(program.includes('/') ? path.resolve(cwd ?? process.cwd(), program) : resolveOnPath(program) ?? program),
     control: pick('control'),
     pidFile: pick('pidFile'),
     fetchSource: fetchSpec?.source,

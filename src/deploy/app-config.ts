@@ -31,6 +31,8 @@ export interface AppConfig {
   readonly readyTimeout: number | undefined;
   readonly terminateTimeout: number | undefined;
   readonly stopSignal: NodeJS.Signals | undefined;
+  /** The listen preload for a Node command (`overseer run --no-preload` when false). @default true */
+  readonly preload: boolean;
 }
 
 const MAX_MS = 2 ** 31 - 1;
@@ -62,6 +64,7 @@ const SPEC: OptionSpec = {
   readyTimeout: milliseconds,
   terminateTimeout: milliseconds,
   stopSignal: rule('a signal name such as "SIGTERM"', isSignalName),
+  preload: rules.boolean,
 };
 
 /** Reads and checks `<appDir>/app.json`. Throws ERR_OVERSEER_INVALID_CONFIG naming the file and the field. */
@@ -101,5 +104,6 @@ export function parseAppConfig(json: unknown, label: string): AppConfig {
     readyTimeout: given.readyTimeout as number | undefined,
     terminateTimeout: given.terminateTimeout as number | undefined,
     stopSignal: given.stopSignal as NodeJS.Signals | undefined,
+    preload: given.preload !== false,
   });
 }

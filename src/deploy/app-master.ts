@@ -135,6 +135,7 @@ export class AppMasters {
     if (config.readyTimeout !== undefined) flags.push('--ready-timeout', String(config.readyTimeout));
     if (config.terminateTimeout !== undefined) flags.push('--terminate-timeout', String(config.terminateTimeout));
     if (config.stopSignal !== undefined) flags.push('--stop-signal', config.stopSignal);
+    if (!config.preload) flags.push('--no-preload');
     // --cwd is a path, looked up at each start: a child started after a swap runs the new release.
     return [...flags, '--cwd', app.current, '--', command, ...args];
   }

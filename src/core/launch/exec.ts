@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
 import { PROTOCOL, type CheckAnswer } from '../../protocol.js';
+import { preloadEnv } from './preload.js';
 
 export type Readiness =
   /** The child writes READY=1 to the pipe named by OVERSEER_READY_FD. */
@@ -33,6 +34,8 @@ export interface ExecOptions {
   readonly bundlePath: string;
   /** Run the echo-token check on releases (the program must answer it). @default true */
   readonly check?: boolean | undefined;
+  /** Load the listen preload (the command is a Node program): `listen(3000)` takes the held socket. @default false */
+  readonly preload?: boolean | undefined;
 }
 
 export const READY_FD_ENV = 'OVERSEER_READY_FD';
@@ -87,6 +90,10 @@ export class ExecLauncher implements Launcher {
     if (count === 0) {
       delete env.LISTEN_FDS;
       delete env.LISTEN_FDNAMES;
+    }
+    if (options.preload === true && count > 0) {
+      const stopSignal = options.stopSignal ?? 'SIGTERM';
+      Object.assign(env, preloadEnv(context.listeners, env, { readyFd: env[READY_FD_ENV] === undefined ? null : readyFd, stopSignal, terminateTimeout: context.terminateTimeout }));
     }
     const child = spawn('/bin/sh', ['-c', SET_LISTEN_PID, options.command, ...options.args], {
       cwd: options.cwd,
