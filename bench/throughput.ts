@@ -33,7 +33,7 @@ export interface Sample {
 
 const CONNECTIONS = 16;
 
-async function measure(contender: Contender, keepAlive: boolean, seconds: number): Promise<Omit<Sample, 'contender' | 'keepAlive' | 'round'>> {
+export async function measure(contender: Contender, keepAlive: boolean, seconds: number): Promise<Omit<Sample, 'contender' | 'keepAlive' | 'round'>> {
   const pids = contender.pids();
   const cpuBefore = pids.map((pid) => tryCpuMs(pid) ?? 0);
   const clientBefore = process.cpuUsage();
