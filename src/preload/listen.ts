@@ -48,9 +48,11 @@ function install(spec: PreloadSpec): void {
       this.off('error', failed);
       onListening(held);
     };
-    const failed = () => {
+    const failed = (error: Error) => {
       this.off('listening', ok);
       taken.delete(held);
+      // Our listener must not swallow an error the app does not handle: Node would throw it.
+      if (this.listenerCount('error') === 0) throw error;
     };
     this.once('listening', ok);
     this.once('error', failed);
