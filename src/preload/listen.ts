@@ -18,11 +18,56 @@ const EXIT_GRACE_MS = 1_000;
 
 type Listen = (this: net.Server, ...args: unknown[]) => net.Server;
 
+/**
+ * While the preload drains a server, the app's own shutdown code calling server.close(cb) waits
+ * for that drain instead of cutting it short (Node's close would also drop idle keep-alive
+ * connections at once, and report ERR_SERVER_NOT_RUNNING on a server already closing): cb runs
+ * once the server has closed. The override is on that server object only.
+ */
+function holdClose(server: net.Server): void {
+  let closed = false;
+  server.once('close', () => (closed = true));
+  Object.defineProperty(server, 'close', {
+    configurable: true,
+    writable: true,
+    value: function close(callback?: (error?: Error) => void): net.Server {
+      if (typeof callback === 'function') {
+        if (closed) process.nextTick(callback);
+        else server.once('close', () => callback());
+      }
+      return server;
+    },
+  });
+}
+
 function install(spec: PreloadSpec): void {
   const original = net.Server.prototype.listen as Listen;
   const taken = new Set<HeldSocket>();
   const listening = new Set<HeldSocket>();
-  const drainer = new Drainer(spec.sockets.map((held) => held.fd));
+  const servers = new Set<net.Server>();
+  let drainer: Drainer | undefined;
+
+  const onStop = () => {
+    // An app with its own handler for the stop signal decides when it exits; the others would
+    // have died on the signal, so they end once drained (and a short grace), as run() children do.
+    const appHandles = process.listenerCount(spec.stopSignal) > 1;
+    for (const server of servers) holdClose(server);
+    void drainer?.drain(Date.now() + spec.terminateTimeout).then(() => {
+      if (appHandles) return;
+      setTimeout(() => exitProcess(typeof process.exitCode === 'number' ? process.exitCode : 0), EXIT_GRACE_MS).unref();
+    });
+  };
+
+  /** The first server on a held socket arms the drain: an app that never takes one keeps Node's own signal handling. */
+  const adopt = (server: net.Server) => {
+    if (drainer === undefined) {
+      drainer = new Drainer(spec.sockets.map((held) => held.fd));
+      // First, so the drain has begun (and close() is held) before the app's own handler runs.
+      process.prependListener(spec.stopSignal, onStop);
+    }
+    servers.add(server);
+    drainer.adopt(server);
+  };
 
   const onListening = (held: HeldSocket) => {
     listening.add(held);
@@ -43,7 +88,9 @@ function install(spec: PreloadSpec): void {
     const held = heldFor(target, spec.sockets.filter((socket) => !taken.has(socket)), (file) => path.resolve(file));
     if (held === undefined) return original.apply(this, args);
     taken.add(held);
-    drainer.adopt(this);
+    // The app listens on the fd itself: it knows overseer, and drains and reports ready itself.
+    if (target.kind === 'fd') return original.apply(this, args);
+    adopt(this);
     const ok = () => {
       this.off('error', failed);
       onListening(held);
@@ -56,8 +103,6 @@ function install(spec: PreloadSpec): void {
     };
     this.once('listening', ok);
     this.once('error', failed);
-    // The app listened on the fd itself: only track it.
-    if (target.kind === 'fd') return original.apply(this, args);
     const callback = args.findLast((arg) => typeof arg === 'function');
     const given = (typeof args[0] === 'object' && args[0] !== null ? args[0] : {}) as { backlog?: unknown; exclusive?: unknown; signal?: unknown };
     const backlog = given.backlog ?? args.slice(1).find((arg) => typeof arg === 'number');
@@ -70,16 +115,6 @@ function install(spec: PreloadSpec): void {
     return original.apply(this, callback === undefined ? [options] : [options, callback]);
   };
   net.Server.prototype.listen = patched as typeof net.Server.prototype.listen;
-
-  process.on(spec.stopSignal, () => {
-    // An app with its own handler for the stop signal decides when it exits; the others would
-    // have died on the signal, so they end once drained (and a short grace), as run() children do.
-    const appHandles = process.listenerCount(spec.stopSignal) > 1;
-    void drainer.drain(Date.now() + spec.terminateTimeout).then(() => {
-      if (appHandles) return;
-      setTimeout(() => exitProcess(typeof process.exitCode === 'number' ? process.exitCode : 0), EXIT_GRACE_MS).unref();
-    });
-  });
 }
 
 const spec = isMainThread ? parseSpec(process.env[PRELOAD_ENV]) : undefined;

@@ -40,10 +40,10 @@ async function runApp(command: string[], extra: string[] = []) {
  * come from every child. Then a graceful stop, exit code 0.
  */
 const HANDOFFS = 10;
-async function assertHandoffsUnderLoad(command: string[]): Promise<void> {
-  const run = await runApp(command);
+async function assertHandoffsUnderLoad(command: string[], extra: string[] = [], handoffs = HANDOFFS): Promise<void> {
+  const run = await runApp(command, extra);
   const loads = [true, false].map((keepAlive) => new Load({ port: run.port, keepAlive, concurrency: 2, maxMs: 120_000 }));
-  for (let round = 1; round <= HANDOFFS; round++) {
+  for (let round = 1; round <= handoffs; round++) {
     run.master.kill('SIGUSR2');
     await run.waitFor('handoff-completed', round, 30_000);
   }
@@ -53,9 +53,12 @@ async function assertHandoffsUnderLoad(command: string[]): Promise<void> {
     assert.ok(result.answers.length > 0);
   }
   const pids = new Set(results.flatMap((result) => result.answers.map((answer) => answer.pid)));
-  assert.ok(pids.size >= HANDOFFS, `answers from ${pids.size} children`);
+  assert.ok(pids.size >= handoffs, `answers from ${pids.size} children`);
   run.master.kill('SIGTERM');
   assert.equal(await run.exited, 0);
+  const exits = run.events('child-exited');
+  assert.equal(exits.length, handoffs + 1);
+  for (const exit of exits) assert.deepEqual([exit.code, exit.signal], [0, null], 'each child exits by itself, drained, with code 0');
 }
 
 describe('overseer run, unmodified Node apps: listen(PORT) takes the held socket', () => {
@@ -89,6 +92,10 @@ describe('overseer run, unmodified Node apps: listen(PORT) takes the held socket
 
   test('Fastify 5 listen({ port }): 10 handoffs under load, no failed request', async () => {
     await assertHandoffsUnderLoad([process.execPath, fixture('unmodified-fastify.mjs')]);
+  });
+
+  test('an app with its own SIGTERM handler (server.close(cb), then exit): its close waits for the drain, no request fails', async () => {
+    await assertHandoffsUnderLoad([process.execPath, fixture('unmodified-http.mjs')], ['--env', 'OWN_SIGTERM=1'], 3);
   });
 
   test('a CommonJS app and a TypeScript app under node --import tsx hand off', async () => {
