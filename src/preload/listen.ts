@@ -72,8 +72,7 @@ function install(spec: PreloadSpec): void {
   const onListening = (held: HeldSocket) => {
     listening.add(held);
     if (listening.size < spec.sockets.length) return;
-    // Every held socket serves: put listen() back (nothing of the preload stays on net.Server) and say so.
-    if (net.Server.prototype.listen === patched) net.Server.prototype.listen = original as typeof net.Server.prototype.listen;
+    // Every held socket serves: say so.
     if (spec.readyFd !== null) {
       try {
         fs.writeSync(spec.readyFd, 'READY=1\n');
@@ -88,6 +87,8 @@ function install(spec: PreloadSpec): void {
     const held = heldFor(target, spec.sockets.filter((socket) => !taken.has(socket)), (file) => path.resolve(file));
     if (held === undefined) return original.apply(this, args);
     taken.add(held);
+    // Every held socket is taken: later calls have nothing to match, so listen() is Node's own again.
+    if (taken.size === spec.sockets.length && net.Server.prototype.listen === patched) net.Server.prototype.listen = original as typeof net.Server.prototype.listen;
     // The app listens on the fd itself: it knows overseer, and drains and reports ready itself.
     if (target.kind === 'fd') return original.apply(this, args);
     adopt(this);
