@@ -10,11 +10,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { VerifyOptions } from '../core/config.js';
-import { exitProcess } from '../core/exit.js';
 import { childExecArgv, isSea } from '../core/launch/sea.js';
-import { OverseerError } from '../errors.js';
+import type { OverseerError } from '../errors.js';
 import type { OverseerEvent } from '../events.js';
-import { assertOptions, optionNames, required, rule, rules, withInner, isPlainObject, type OptionSpec } from '../options.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV } from '../protocol.js';
 import type { Fetcher } from '../upgrade/fetcher.js';
 import { defaultStateFile, readState, writeState, type SelfUpdateState } from './state-file.js';
@@ -99,23 +97,50 @@ export interface SelfUpdateSettings {
   readonly maxBundleSize: number | undefined;
 }
 
-const duration = rule('a duration in milliseconds (a finite number >= 0)', (value) => typeof value === 'number' && Number.isFinite(value) && value >= 0);
+const isDuration = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0;
+const isPath = (value: unknown) => typeof value === 'string' && value !== '';
 
-/** Every option of selfUpdating(); docs/cli.md documents each. */
-export const SELF_UPDATING_SPEC: OptionSpec = {
-  version: required(rule('a version string such as "1.4.0"', (value) => typeof value === 'string' && value !== '')),
-  program: required(rules.function),
-  fetcher: rule('a fetcher, or a function that returns one (or a promise of one)', (value) => typeof value === 'function' || (typeof value === 'object' && value !== null && typeof (value as Partial<Fetcher>).fetch === 'function')),
-  checkEvery: duration,
+/**
+ * Every option of selfUpdating(): what it must be, and the test. Tested here on every run
+ * without loading anything; only a bad option loads the shared checker (options.ts) for its message.
+ */
+export const SELF_UPDATING_OPTIONS: Readonly<Record<keyof SelfUpdatingOptions, { readonly expected: string; readonly test: (value: unknown) => boolean; readonly required?: true }>> = {
+  version: { expected: 'a version string such as "1.4.0"', test: isPath, required: true },
+  program: { expected: 'a function (tool) => void | Promise<void>', test: (value) => typeof value === 'function', required: true },
+  fetcher: {
+    expected: 'a fetcher, or a function that returns one (or a promise of one)',
+    test: (value) => typeof value === 'function' || (typeof value === 'object' && value !== null && typeof (value as Partial<Fetcher>).fetch === 'function'),
+  },
+  checkEvery: { expected: 'a duration in milliseconds (a finite number >= 0)', test: isDuration },
   // Checked in full (the key parsed) by the updater, which loads the verification code.
-  verify: withInner(rule('{ sha256, publicKey, allowDowngrade }', isPlainObject), () => {}),
-  bundlePath: rule('a file path', (value) => typeof value === 'string' && value !== ''),
-  stateFile: rule('a file path', (value) => typeof value === 'string' && value !== ''),
-  name: rule('a non-empty string', (value) => typeof value === 'string' && value !== ''),
-  notify: rule('false or a function (message) => void', (value) => value === false || typeof value === 'function'),
-  checkTimeout: duration,
-  maxBundleSize: rule('a whole number of bytes > 0', (value) => Number.isSafeInteger(value) && (value as number) > 0),
+  verify: { expected: '{ sha256, publicKey, allowDowngrade }', test: (value) => typeof value === 'object' && value !== null && !Array.isArray(value) },
+  bundlePath: { expected: 'a file path', test: isPath },
+  stateFile: { expected: 'a file path', test: isPath },
+  name: { expected: 'a non-empty string', test: isPath },
+  notify: { expected: 'false or a function (message) => void', test: (value) => value === false || typeof value === 'function' },
+  checkTimeout: { expected: 'a duration in milliseconds (a finite number >= 0)', test: isDuration },
+  maxBundleSize: { expected: 'a whole number of bytes > 0', test: (value) => Number.isSafeInteger(value) && (value as number) > 0 },
 };
+
+function optionsLookValid(options: unknown): boolean {
+  if (typeof options !== 'object' || options === null) return false;
+  const tests: Readonly<Record<string, { test: (value: unknown) => boolean; required?: true } | undefined>> = SELF_UPDATING_OPTIONS;
+  for (const [key, value] of Object.entries(options)) {
+    const option = Object.hasOwn(tests, key) ? tests[key] : undefined;
+    if (option === undefined || (value !== undefined && !option.test(value))) return false;
+  }
+  return Object.entries(tests).every(([key, option]) => !option?.required || (options as Record<string, unknown>)[key] !== undefined);
+}
+
+async function fail(code: OverseerError['code'], message: string): Promise<never> {
+  const { OverseerError } = await import('../errors.js');
+  throw new OverseerError(code, message);
+}
+
+async function exit(code: number): Promise<never> {
+  const { exitProcess } = await import('../core/exit.js');
+  return exitProcess(code);
+}
 
 let current: SelfUpdateSettings | undefined;
 let started = false;
@@ -126,22 +151,23 @@ let started = false;
  * process exits; the program does not run there. Throws ERR_OVERSEER_INVALID_CONFIG on bad options.
  */
 export async function selfUpdating(options: SelfUpdatingOptions): Promise<unknown> {
-  assertOptions(optionNames('options'), options, SELF_UPDATING_SPEC);
-  if (started) {
-    throw new OverseerError('ERR_OVERSEER_ALREADY_RUNNING', 'selfUpdating() was already called in this process; call it once, from the entry script');
+  if (!optionsLookValid(options)) {
+    const { assertSelfUpdatingOptions } = await import('./options.js');
+    assertSelfUpdatingOptions(options);
   }
+  if (started) return fail('ERR_OVERSEER_ALREADY_RUNNING', 'selfUpdating() was already called in this process; call it once, from the entry script');
   started = true;
   const role = process.env[ROLE_ENV];
   // Never passed on to what the tool starts.
   delete process.env[ROLE_ENV];
-  if (role?.startsWith(ROLE_CHECK_PREFIX)) answerCheck(role.slice(ROLE_CHECK_PREFIX.length), options.version);
+  if (role?.startsWith(ROLE_CHECK_PREFIX)) return answerCheck(role.slice(ROLE_CHECK_PREFIX.length), options.version);
   const settings = resolveSettings(options);
   current = settings;
   if (role === ROLE_SELF_UPDATE) {
     const { checkInBackground } = await import('./updater.js');
     await checkInBackground(settings);
     // The background updater is overseer's own process: it ends here, whatever the fetcher left open.
-    return exitProcess(0);
+    return exit(0);
   }
   const notify = options.notify === false ? undefined : options.notify ?? ((message: string) => process.stderr.write(`${message}\n`));
   const { updated, checking } = startRun(settings, notify);
@@ -155,9 +181,7 @@ export async function selfUpdating(options: SelfUpdatingOptions): Promise<unknow
  * Waits for a background check under way; rejects on network or disk failures.
  */
 export function selfUpdate(options: SelfUpdateOptions = {}): Promise<SelfUpdateResult> {
-  if (!current) {
-    return Promise.reject(new OverseerError('ERR_OVERSEER_INVALID_CONFIG', 'selfUpdate() was called before selfUpdating(); call it from the program that selfUpdating() runs'));
-  }
+  if (!current) return fail('ERR_OVERSEER_INVALID_CONFIG', 'selfUpdate() was called before selfUpdating(); call it from the program that selfUpdating() runs');
   return runSelfUpdate(current, options);
 }
 
@@ -167,11 +191,11 @@ async function runSelfUpdate(settings: SelfUpdateSettings, options: SelfUpdateOp
   return updateNow(settings, options);
 }
 
-function answerCheck(token: string, version: string): never {
+function answerCheck(token: string, version: string): Promise<never> {
   const answer = JSON.stringify({ token, protocol: PROTOCOL, version });
   // Synchronous: the process exits right after, and stdout may be a pipe.
   fs.writeSync(1, `\n${CHECK_LINE_PREFIX}${answer}\n`);
-  return exitProcess(0);
+  return exit(0);
 }
 
 function resolveSettings(options: SelfUpdatingOptions): SelfUpdateSettings {

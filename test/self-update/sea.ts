@@ -20,6 +20,8 @@ export function whyNoSea(): string | undefined {
   if (process.platform === 'win32') return 'overseer does not run on Windows';
   if (process.platform === 'darwin') return 'a macOS SEA must be re-signed with codesign after postject; the tests build Linux ones';
   if (process.getBuiltinModule('node:sea') === undefined) return `Node ${process.version} has no node:sea`;
+  // A node built without SEA support (some distributions' packages) lacks the fuse postject flips.
+  if (!fs.readFileSync(process.execPath).includes(FUSE)) return `${process.execPath} was built without single executable support (no ${FUSE})`;
   return undefined;
 }
 

@@ -267,12 +267,14 @@ describe('self-updating tools (overseer/self-update)', () => {
     const { selfUpdating } = await import('../../src/self-update/index.ts');
     await assert.rejects(() => selfUpdating({ version: '1.0.0', program() {}, checkEvry: 5 } as never), /options has no option "checkEvry" \(did you mean "checkEvery"\?\)/);
     await assert.rejects(() => selfUpdating({ version: '1.0.0', program() {}, checkEvery: -1 }), /options\.checkEvery/);
+    await assert.rejects(() => selfUpdating({ version: '1.0.0' } as never), /options\.program/);
+    await assert.rejects(() => selfUpdating({ version: '1.0.0', program() {}, constructor: 1 } as never), /no option "constructor"/);
   });
 
   test('importing overseer/self-update loads none of the updater (no fetcher, lock, semver or upgrade pipeline)', async () => {
     const loaded = await modulesLoadedBy(path.join(root, 'dist/src/self-update/index.js'));
     const ours = loaded.filter((url) => url.includes('/dist/') || url.includes('node_modules'));
-    for (const heavy of ['upgrader', 'updater', 'proper-lockfile', 'semver', 'undici', 'fetchers', 'minisign', 'core/config']) {
+    for (const heavy of ['upgrader', 'updater', 'proper-lockfile', 'semver', 'undici', 'fetchers', 'minisign', 'core/config', 'src/options', 'src/errors', 'events']) {
       assert.ok(!ours.some((url) => url.includes(heavy)), `${heavy} is not loaded: ${ours.join(', ')}`);
     }
   });
