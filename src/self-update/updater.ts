@@ -44,6 +44,12 @@ export async function checkInBackground(settings: SelfUpdateSettings): Promise<v
       try {
         await updateOnce(settings, { signal: AbortSignal.timeout(BACKGROUND_DEADLINE) });
       } catch (error) {
+        // A bad verify option is the tool's bug: told by the next run, as a problem.
+        if (isOverseerError(error) && error.code === 'ERR_OVERSEER_INVALID_CONFIG') {
+          const message = `${settings.name} cannot check for updates: ${error.message}`;
+          record(settings, (state) => ({ ...state, lastResult: 'failed', lastError: error.message, problem: { message, at: Date.now(), told: false } }));
+          return;
+        }
         // No network, a source down: quiet, tried again at the next interval.
         record(settings, (state) => ({ ...state, lastResult: 'failed', lastError: describeError(error) }));
       } finally {

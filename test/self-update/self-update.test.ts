@@ -232,6 +232,17 @@ describe('self-updating tools (overseer/self-update)', () => {
     assert.deepEqual(fs.readdirSync(it.dir).sort(), ['mytool.mjs']);
   });
 
+  test('a verify.publicKey that does not parse is told by the next run, and nothing is installed', async () => {
+    const releases = await releaseServer();
+    releases.publish('/mytool.mjs', toolSource('2.0.0'), { sha256: true });
+    const it = install('1.0.0', { TOOL_URL: releases.url('/mytool.mjs'), TOOL_VERIFY: JSON.stringify({ publicKey: 'not a key' }) });
+    await it.run();
+    await it.settled('failed');
+    const next = await it.run({ TOOL_CHECK_EVERY: '3600000' });
+    assert.match(next.stderr, /mytool\.mjs cannot check for updates: .*verify\.publicKey/);
+    assert.equal(installed(it.tool), '1.0.0');
+  });
+
   test('selfUpdate() updates in the foreground with progress events, and the next run says so', async () => {
     const releases = await releaseServer();
     releases.publish('/mytool.mjs', toolSource('2.0.0') + `// ${'x'.repeat(64 * 1024)}\n`, { sha256: true });
