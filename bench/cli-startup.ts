@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { startReleaseServer } from '../support/release-server.ts';
 import { distDir, overseerUrl } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
+import { loadAverage, waitForQuiet } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
 import { median, ms, ratio, table } from './lib/stats.ts';
 
@@ -101,6 +102,8 @@ export async function cliStartupSection(options: SectionOptions): Promise<Sectio
   const times = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
   const ratios = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
   try {
+    const busy = await waitForQuiet();
+    const load = loadAverage();
     log(`cli-startup: ${rounds} rounds of ${VARIANTS.length} runs (+1 warm-up round)`);
     for (let round = -1; round < rounds; round++) {
       const order = VARIANTS.map((_, index) => VARIANTS[(index + Math.max(round, 0)) % VARIANTS.length]!);
@@ -129,7 +132,7 @@ export async function cliStartupSection(options: SectionOptions): Promise<Sectio
     const markdown = [
       '## Command-line tool start-up',
       '',
-      `Wall time of one run of a tool that prints its version, spawn to exit, ${rounds} paired rounds; ratio: median of the per-round ratios to the bare run.`,
+      `Wall time of one run of a tool that prints its version, spawn to exit, ${rounds} paired rounds; ratio: median of the per-round ratios to the bare run. The machine was ${(busy * 100).toFixed(0)} % busy just before (load average ${load}).`,
       '',
       table(['tool', 'median ms', 'min–max ms', 'vs bare (paired)'], rows),
       '',
@@ -142,7 +145,7 @@ export async function cliStartupSection(options: SectionOptions): Promise<Sectio
     return {
       name: 'cli-startup',
       markdown,
-      data: { rounds, times: Object.fromEntries(times), ratios: Object.fromEntries(ratios), imports: Object.fromEntries(importTimes) },
+      data: { rounds, busyBefore: busy, loadAverage: load, times: Object.fromEntries(times), ratios: Object.fromEntries(ratios), imports: Object.fromEntries(importTimes) },
     };
   } finally {
     await releases.close();

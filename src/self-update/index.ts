@@ -15,6 +15,7 @@ import type { OverseerError } from '../errors.js';
 import type { OverseerEvent } from '../events.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV } from '../protocol.js';
 import type { Fetcher } from '../upgrade/fetcher.js';
+import type { OptionTest } from './options.js';
 import { defaultStateFile, readState, writeState, type SelfUpdateState } from './state-file.js';
 
 export type { Fetcher } from '../upgrade/fetcher.js';
@@ -104,7 +105,7 @@ const isPath = (value: unknown) => typeof value === 'string' && value !== '';
  * Every option of selfUpdating(): what it must be, and the test. Tested here on every run
  * without loading anything; only a bad option loads the shared checker (options.ts) for its message.
  */
-export const SELF_UPDATING_OPTIONS: Readonly<Record<keyof SelfUpdatingOptions, { readonly expected: string; readonly test: (value: unknown) => boolean; readonly required?: true }>> = {
+export const SELF_UPDATING_OPTIONS: Readonly<Record<keyof SelfUpdatingOptions, OptionTest>> = {
   version: { expected: 'a version string such as "1.4.0"', test: isPath, required: true },
   program: { expected: 'a function (tool) => void | Promise<void>', test: (value) => typeof value === 'function', required: true },
   fetcher: {
@@ -153,7 +154,7 @@ let started = false;
 export async function selfUpdating(options: SelfUpdatingOptions): Promise<unknown> {
   if (!optionsLookValid(options)) {
     const { assertSelfUpdatingOptions } = await import('./options.js');
-    assertSelfUpdatingOptions(options);
+    assertSelfUpdatingOptions(options, SELF_UPDATING_OPTIONS);
   }
   if (started) return fail('ERR_OVERSEER_ALREADY_RUNNING', 'selfUpdating() was already called in this process; call it once, from the entry script');
   started = true;
