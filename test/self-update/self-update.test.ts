@@ -35,6 +35,10 @@ interface Install {
 
 function install(version: string, env: Record<string, string> = {}): Install {
   const base = tempDir('overseer-self-update-');
+  onDone(async () => {
+    fs.chmodSync(base, 0o755);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
   const dir = path.join(base, 'install');
   const cache = path.join(base, 'cache');
   const tool = writeTool(path.join(dir, 'mytool.mjs'), version);
@@ -171,6 +175,7 @@ describe('self-updating tools (overseer/self-update)', () => {
     } else {
       fs.chmodSync(it.dir, 0o555);
     }
+    // Writable again before the cleanup removes it.
     onDone(async () => fs.chmodSync(it.dir, 0o755));
     const run = (extra: Record<string, string> = {}) => runTool([process.execPath, it.tool], { ...it.env, ...extra }, user);
     const first = await run();
