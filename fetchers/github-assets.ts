@@ -3,7 +3,7 @@
  * named for this platform and arch.
  */
 
-/** An asset name, a RegExp tested on names, or a predicate on names. */
+/** An asset name (`{platform}` and `{arch}` filled in), a RegExp tested on names, or a predicate on names. */
 export type AssetMatcher = string | RegExp | ((name: string) => boolean);
 
 const PLATFORM_ALIASES: Readonly<Record<string, readonly string[]>> = {
@@ -24,7 +24,16 @@ export interface AssetTest {
   readonly wanted: string;
 }
 
+/**
+ * A name with `{platform}` and `{arch}` in it (`mytool-{platform}-{arch}`) is the name for this
+ * process: `mytool-linux-x64`, the usual way single executables are published per platform.
+ */
+export function assetName(pattern: string, platform: string = process.platform, arch: string = process.arch): string {
+  return pattern.replaceAll('{platform}', platform).replaceAll('{arch}', arch);
+}
+
 export function assetTest(asset: AssetMatcher | undefined): AssetTest {
+  if (typeof asset === 'string') asset = assetName(asset);
   if (typeof asset === 'string') {
     return { test: (name) => name === asset, exact: asset, wanted: JSON.stringify(asset) };
   }

@@ -26,7 +26,11 @@ export interface GitHubFetcherOptions extends DownloadLimitOptions {
   readonly repo: string;
   /** Poll interval in ms. @default 300000 */
   readonly interval?: number;
-  /** Which asset of the release to run. @default the asset named for this platform and arch */
+  /**
+   * Which asset of the release to run: a name, where `{platform}` and `{arch}` stand for this
+   * process's (`'mytool-{platform}-{arch}'` is `mytool-linux-x64` here), a RegExp or a predicate.
+   * @default the asset named for this platform and arch, in any common spelling
+   */
   readonly asset?: AssetMatcher;
   /** A token for private repositories and a higher rate limit. */
   readonly token?: string;

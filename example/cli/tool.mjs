@@ -1,27 +1,32 @@
 #!/usr/bin/env node
-// A self-updating command-line tool (docs/cli.md). It prints its version and exits; with
-// RELEASE_URL set it checks that URL for a newer build of itself while it runs, and the next
-// run is that build:
+// A self-updating command-line tool (docs/cli.md). It prints its version at once and exits; with
+// RELEASE_URL set it checks that URL for a newer build of itself at most once a minute, in a
+// background process it does not wait for, and the next run is that build:
 //   RELEASE_URL=http://127.0.0.1:4000/tool.mjs node example/cli/tool.mjs
-import { run } from 'overseer';
-import { HttpFetcher } from 'overseer/fetchers';
+//   RELEASE_URL=http://127.0.0.1:4000/tool.mjs node example/cli/tool.mjs self-update   # now, with a progress bar
+import { selfUpdating } from 'overseer/self-update';
 
 const url = process.env.RELEASE_URL;
 
-await run({
+await selfUpdating({
   version: '1.0.0',
-  noRestart: true,
-  ...(url ? { fetcher: new HttpFetcher({ url }) } : {}),
-  onEvent(event) {
-    if (event.type === 'upgrade-progress' && event.total) {
-      const width = 30;
-      const done = Math.round((event.received / event.total) * width);
-      process.stderr.write(`\rupdating [${'#'.repeat(done)}${' '.repeat(width - done)}]`);
+  checkEvery: 60_000,
+  // Loaded only when a check runs: a run with no check due imports nothing else.
+  ...(url ? { fetcher: async () => new (await import('overseer/fetchers/http')).HttpFetcher({ url }) } : {}),
+  async program(tool) {
+    if (process.argv[2] === 'self-update') {
+      const result = await tool.selfUpdate({
+        onEvent(event) {
+          if (event.type === 'upgrade-progress' && event.total) {
+            const width = 30;
+            const done = Math.round((event.received / event.total) * width);
+            process.stderr.write(`\rupdating [${'#'.repeat(done)}${' '.repeat(width - done)}]`);
+          }
+        },
+      });
+      console.log(result.updated ? `\nupdated from ${result.from} to ${result.to}` : result.message ?? 'already up to date');
+      return;
     }
-    if (event.type === 'upgrade-applied') process.stderr.write(`\nupdated to ${event.version}; it runs next time\n`);
-    if (event.type === 'upgrade-rejected') process.stderr.write(`update refused: ${event.error}\n`);
-  },
-  async program(state) {
-    console.log(`tool ${state.version} (${state.enabled ? `under overseer, bundle ${state.id.slice(0, 12)}` : 'in-process'})`);
+    console.log(`tool ${tool.version}${tool.checking ? ' (checking for updates in the background)' : ''}`);
   },
 });

@@ -8,6 +8,7 @@ import { createLog } from '../events.js';
 import { bundleSha256 } from '../upgrade/hash.js';
 import type { UpgradeHost } from '../upgrade/host.js';
 import { NodeLauncher } from './launch/node.js';
+import { isSea } from './launch/sea.js';
 import type { Launcher } from './launch/launcher.js';
 import { Master, type MasterConfig, type Poller } from './master.js';
 
@@ -22,7 +23,8 @@ export interface StartOptions {
 
 /** Resolves the bundle, hashes it, binds, forks the first child and starts polling for releases. */
 export async function startMaster(config: MasterConfig, options: StartOptions = {}): Promise<Master> {
-  const bundlePath = config.bundlePath ?? path.resolve(process.argv[1] ?? '');
+  // A single executable application is its own bundle.
+  const bundlePath = config.bundlePath ?? (isSea() ? process.execPath : path.resolve(process.argv[1] ?? ''));
   let sha256: string;
   try {
     sha256 = await bundleSha256(bundlePath);

@@ -101,6 +101,12 @@ export class Upgrader {
 
   /** Removes temp files a killed master left, reads the version floor, then starts polling. */
   async start(): Promise<void> {
+    await this.prepare();
+    this.loop.start();
+  }
+
+  /** start() without the loop: for a caller that polls once itself (a self-updating CLI). */
+  async prepare(): Promise<void> {
     const { bundlePath, log } = this.#host;
     this.#folder = await isFolderBundle(bundlePath);
     const removed = await cleanupStaleTemps(bundlePath).catch(() => []);
@@ -115,7 +121,6 @@ export class Upgrader {
     if (!this.#config.verify.publicKey && !this.#config.verify.allowDowngrade) {
       log.warn('verify.publicKey is not set: an older release that reports no version cannot be detected as a downgrade (see docs/signing.md)');
     }
-    this.loop.start();
   }
 
   async poll(signal: AbortSignal): Promise<void> {

@@ -46,10 +46,15 @@ export interface StartOptions {
   /** Resolve without waiting for the first child to be ready. */
   readonly noWait?: boolean;
   readonly cwd?: string;
+  /** `script` is an executable (a single executable application) run as it is, not by node. */
+  readonly executable?: boolean;
 }
 
 export async function startMaster(script: string, options: StartOptions = {}): Promise<RunningMaster> {
-  const child = spawn(process.execPath, [...(options.execArgv ?? []), script, ...(options.args ?? [])], {
+  const [command, args] = options.executable
+    ? [script, [...(options.args ?? [])]]
+    : [process.execPath, [...(options.execArgv ?? []), script, ...(options.args ?? [])]];
+  const child = spawn(command, args, {
     cwd: options.cwd ?? root,
     env: { ...process.env, NODE_OPTIONS: '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

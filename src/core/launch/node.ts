@@ -1,16 +1,16 @@
 /**
  * Launches a Node child of the bundle: fork with the master's flags, in its own process group,
  * then hand it the sockets over IPC once it says hello (so none arrive before it listens for them).
+ * In a single executable application the bundle is the executable: it is run again (sea.ts).
  */
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import type { Launcher, LaunchContext, LaunchedChild, LaunchEvents } from './launcher.js';
 import type { Log } from '../../events.js';
 import { ROLE_CHILD, ROLE_ENV, isProtocolMessage, masterMessage, type CheckAnswer, type ChildMessage, type MasterMessage } from '../../protocol.js';
 
-/** Flags the child must not inherit: a second inspector on the same port would fail to start. */
-export function childExecArgv(): string[] {
-  return process.execArgv.filter((arg) => !/^--(inspect|debug)(-brk|-port|-wait)?(=|$)/.test(arg));
-}
+import { childExecArgv, commandFor, isSea } from './sea.js';
+
+export { childExecArgv } from './sea.js';
 
 export class NodeLauncher implements Launcher {
   readonly #log: Log;
@@ -22,17 +22,20 @@ export class NodeLauncher implements Launcher {
   async check(file: string, timeout: number): Promise<CheckAnswer> {
     // Loaded with the first release: a master without a fetcher never needs it.
     const { NODE_CHECK_ADVICE, runEchoCheck } = await import('../../upgrade/verify.js');
-    return runEchoCheck({ file, timeout, command: process.execPath, args: [...childExecArgv(), file, ...process.argv.slice(2)], advice: NODE_CHECK_ADVICE });
+    return runEchoCheck({ file, timeout, ...commandFor(file, process.argv.slice(2)), advice: NODE_CHECK_ADVICE });
   }
 
   launch(context: LaunchContext, events: LaunchEvents): LaunchedChild {
-    const child = fork(context.bundlePath, process.argv.slice(2), {
-      execArgv: childExecArgv(),
+    const options = {
       env: { ...process.env, [ROLE_ENV]: ROLE_CHILD },
       // Its own process group: a terminal's Ctrl-C reaches the master alone, which forwards it once.
       detached: true,
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    });
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'] as ['inherit', 'inherit', 'inherit', 'ipc'],
+    };
+    // A single executable has no script to fork: the (installed) executable runs again, with IPC.
+    const child = isSea()
+      ? spawn(context.bundlePath, process.argv.slice(2), options)
+      : fork(context.bundlePath, process.argv.slice(2), { ...options, execArgv: childExecArgv() });
     const send = (message: MasterMessage, handle?: unknown) => {
       if (!child.connected) return;
       // Raw TCP/Pipe handles travel as 'net.Native'; the master keeps its own copy open.

@@ -1,0 +1,274 @@
+/**
+ * overseer/self-update: a command-line tool that keeps itself current with no master. The tool
+ * runs in this process at once; at most once per `checkEvery` it starts a detached background
+ * process (the tool itself, run again with OVERSEER_ROLE=self-update) that polls the fetcher
+ * and installs a release through the same pipeline as run() (download, sha256, signature,
+ * echo-token check with version, no downgrade, swap under the lock). The next run is the new
+ * version. This module loads only fs, path, os and small overseer files: everything the
+ * updater needs is imported by the background process, or by selfUpdate().
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { VerifyOptions } from '../core/config.js';
+import { childExecArgv, isSea } from '../core/launch/sea.js';
+import type { OverseerError } from '../errors.js';
+import type { OverseerEvent } from '../events.js';
+import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV } from '../protocol.js';
+import type { Fetcher } from '../upgrade/fetcher.js';
+import type { OptionTest } from './options.js';
+import { defaultStateFile, readState, writeState, type SelfUpdateState } from './state-file.js';
+
+export type { Fetcher } from '../upgrade/fetcher.js';
+export type { OverseerEvent } from '../events.js';
+export type { SelfUpdateState } from './state-file.js';
+
+/** OVERSEER_ROLE of the background updater: the tool run again to check and install, then exit. */
+export const ROLE_SELF_UPDATE = 'self-update';
+
+export const SELF_UPDATE_DEFAULTS = Object.freeze({
+  /** One check a day. */
+  checkEvery: 24 * 60 * 60 * 1000,
+});
+
+export interface SelfUpdatingOptions {
+  /** This build's semver: reported in the echo-token check, the floor against downgrades. */
+  readonly version: string;
+  /** The tool. Runs at once in this process; its exit code is the process's. */
+  readonly program: (tool: Tool) => unknown;
+  /**
+   * Where releases come from: a fetcher, or better a function that makes one, so its module is
+   * only loaded by the background check: `() => import('overseer/fetchers/github').then(...)`.
+   * Without it the tool runs and never checks.
+   */
+  readonly fetcher?: Fetcher | (() => Fetcher | Promise<Fetcher>);
+  /** Least time between two background checks, in ms. @default 86400000 (a day) */
+  readonly checkEvery?: number;
+  /** Release verification, as run() takes it. */
+  readonly verify?: VerifyOptions;
+  /** The installed file updates replace. @default the entry script, or the executable of a single executable application */
+  readonly bundlePath?: string;
+  /** Where the time of the last check and its findings are kept. @default $XDG_CACHE_HOME/overseer/self-update/<name>-<hash>.json */
+  readonly stateFile?: string;
+  /** The tool's name in messages. @default the installed file's name */
+  readonly name?: string;
+  /** Tells the user, once, that the tool was updated or cannot update itself; false for silence. @default a line on stderr */
+  readonly notify?: false | ((message: string) => void);
+  /** Time a downloaded release has to answer the echo-token check, in ms. @default 5000 */
+  readonly checkTimeout?: number;
+  /** Largest release accepted, in bytes. @default 536870912 (512 MiB) */
+  readonly maxBundleSize?: number;
+}
+
+/** What selfUpdate() did. */
+export type SelfUpdateResult =
+  | { readonly updated: true; readonly from: string; readonly to: string | null }
+  | { readonly updated: false; readonly reason: 'up-to-date' | 'rejected' | 'not-writable' | 'busy' | 'no-fetcher'; readonly message?: string };
+
+export interface SelfUpdateOptions {
+  /** Events of this update: `upgrade-progress` carries `received` and `total` bytes for a progress bar. */
+  readonly onEvent?: (event: OverseerEvent) => void;
+  /** Aborts the download (nothing is installed then). */
+  readonly signal?: AbortSignal;
+}
+
+/** What the program gets. */
+export interface Tool {
+  /** The running version. */
+  readonly version: string;
+  /** The installed file (the script, or the executable). */
+  readonly bundlePath: string;
+  /** Set on the first run after an update was installed: from which version to which. */
+  readonly updated: { readonly from: string; readonly to: string | null } | undefined;
+  /** True when this run started a background check. */
+  readonly checking: boolean;
+  /** Checks and installs now, in this process, for a `mytool self-update` command. */
+  selfUpdate(options?: SelfUpdateOptions): Promise<SelfUpdateResult>;
+}
+
+/** What the updater (loaded later) needs to know; plain data and the fetcher factory. */
+export interface SelfUpdateSettings {
+  readonly version: string;
+  readonly bundlePath: string;
+  readonly stateFile: string;
+  readonly name: string;
+  readonly fetcher: (() => Promise<Fetcher>) | undefined;
+  readonly verify: VerifyOptions | undefined;
+  readonly checkEvery: number;
+  readonly checkTimeout: number | undefined;
+  readonly maxBundleSize: number | undefined;
+}
+
+const isDuration = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0;
+const isPath = (value: unknown) => typeof value === 'string' && value !== '';
+
+/**
+ * Every option of selfUpdating(): what it must be, and the test. Tested here on every run
+ * without loading anything; only a bad option loads the shared checker (options.ts) for its message.
+ */
+export const SELF_UPDATING_OPTIONS: Readonly<Record<keyof SelfUpdatingOptions, OptionTest>> = {
+  version: { expected: 'a version string such as "1.4.0"', test: isPath, required: true },
+  program: { expected: 'a function (tool) => void | Promise<void>', test: (value) => typeof value === 'function', required: true },
+  fetcher: {
+    expected: 'a fetcher, or a function that returns one (or a promise of one)',
+    test: (value) => typeof value === 'function' || (typeof value === 'object' && value !== null && typeof (value as Partial<Fetcher>).fetch === 'function'),
+  },
+  checkEvery: { expected: 'a duration in milliseconds (a finite number >= 0)', test: isDuration },
+  // Checked in full (the key parsed) by the updater, which loads the verification code.
+  verify: { expected: '{ sha256, publicKey, allowDowngrade }', test: (value) => typeof value === 'object' && value !== null && !Array.isArray(value) },
+  bundlePath: { expected: 'a file path', test: isPath },
+  stateFile: { expected: 'a file path', test: isPath },
+  name: { expected: 'a non-empty string', test: isPath },
+  notify: { expected: 'false or a function (message) => void', test: (value) => value === false || typeof value === 'function' },
+  checkTimeout: { expected: 'a duration in milliseconds (a finite number >= 0)', test: isDuration },
+  maxBundleSize: { expected: 'a whole number of bytes > 0', test: (value) => Number.isSafeInteger(value) && (value as number) > 0 },
+};
+
+function optionsLookValid(options: unknown): boolean {
+  if (typeof options !== 'object' || options === null) return false;
+  const tests: Readonly<Record<string, { test: (value: unknown) => boolean; required?: true } | undefined>> = SELF_UPDATING_OPTIONS;
+  for (const [key, value] of Object.entries(options)) {
+    const option = Object.hasOwn(tests, key) ? tests[key] : undefined;
+    if (option === undefined || (value !== undefined && !option.test(value))) return false;
+  }
+  return Object.entries(tests).every(([key, option]) => !option?.required || (options as Record<string, unknown>)[key] !== undefined);
+}
+
+async function fail(code: OverseerError['code'], message: string): Promise<never> {
+  const { OverseerError } = await import('../errors.js');
+  throw new OverseerError(code, message);
+}
+
+async function exit(code: number): Promise<never> {
+  const { exitProcess } = await import('../core/exit.js');
+  return exitProcess(code);
+}
+
+let current: SelfUpdateSettings | undefined;
+let started = false;
+
+/**
+ * Runs a self-updating command-line tool (docs/cli.md). Resolves with what the program returns.
+ * In the background updater and under the echo-token check it does their job instead and the
+ * process exits; the program does not run there. Throws ERR_OVERSEER_INVALID_CONFIG on bad options.
+ */
+export async function selfUpdating(options: SelfUpdatingOptions): Promise<unknown> {
+  if (!optionsLookValid(options)) {
+    const { assertSelfUpdatingOptions } = await import('./options.js');
+    assertSelfUpdatingOptions(options, SELF_UPDATING_OPTIONS);
+  }
+  if (started) return fail('ERR_OVERSEER_ALREADY_RUNNING', 'selfUpdating() was already called in this process; call it once, from the entry script');
+  started = true;
+  const role = process.env[ROLE_ENV];
+  // Never passed on to what the tool starts.
+  delete process.env[ROLE_ENV];
+  if (role?.startsWith(ROLE_CHECK_PREFIX)) return answerCheck(role.slice(ROLE_CHECK_PREFIX.length), options.version);
+  const settings = resolveSettings(options);
+  current = settings;
+  if (role === ROLE_SELF_UPDATE) {
+    const { checkInBackground } = await import('./updater.js');
+    await checkInBackground(settings);
+    // The background updater is overseer's own process: it ends here, whatever the fetcher left open.
+    return exit(0);
+  }
+  const notify = options.notify === false ? undefined : options.notify ?? ((message: string) => process.stderr.write(`${message}\n`));
+  const { updated, checking } = startRun(settings, notify);
+  const tool: Tool = { version: settings.version, bundlePath: settings.bundlePath, updated, checking, selfUpdate: (updateOptions) => runSelfUpdate(settings, updateOptions) };
+  return options.program(tool);
+}
+
+/**
+ * Checks and installs a release now, in this process, with progress events: the `self-update`
+ * command of a tool. Call it from the program of selfUpdating() (or use `tool.selfUpdate`).
+ * Waits for a background check under way; rejects on network or disk failures.
+ */
+export function selfUpdate(options: SelfUpdateOptions = {}): Promise<SelfUpdateResult> {
+  if (!current) return fail('ERR_OVERSEER_INVALID_CONFIG', 'selfUpdate() was called before selfUpdating(); call it from the program that selfUpdating() runs');
+  return runSelfUpdate(current, options);
+}
+
+async function runSelfUpdate(settings: SelfUpdateSettings, options: SelfUpdateOptions = {}): Promise<SelfUpdateResult> {
+  if (!settings.fetcher) return { updated: false, reason: 'no-fetcher', message: 'selfUpdating() was given no fetcher' };
+  const { updateNow } = await import('./updater.js');
+  return updateNow(settings, options);
+}
+
+function answerCheck(token: string, version: string): Promise<never> {
+  const answer = JSON.stringify({ token, protocol: PROTOCOL, version });
+  // Synchronous: the process exits right after, and stdout may be a pipe.
+  fs.writeSync(1, `\n${CHECK_LINE_PREFIX}${answer}\n`);
+  return exit(0);
+}
+
+function resolveSettings(options: SelfUpdatingOptions): SelfUpdateSettings {
+  const given = options.bundlePath ?? (isSea() ? process.execPath : process.argv[1]);
+  let bundlePath = given === undefined ? '' : path.resolve(given);
+  try {
+    bundlePath = fs.realpathSync(bundlePath);
+  } catch {
+    // Missing (code from -e): the tool runs, and the updater says why it cannot install.
+  }
+  const { fetcher } = options;
+  return {
+    version: options.version,
+    bundlePath,
+    stateFile: options.stateFile === undefined ? defaultStateFile(bundlePath) : path.resolve(options.stateFile),
+    name: options.name ?? path.basename(bundlePath),
+    fetcher: fetcher === undefined ? undefined : typeof fetcher === 'function' ? async () => fetcher() : async () => fetcher,
+    verify: options.verify,
+    checkEvery: options.checkEvery ?? SELF_UPDATE_DEFAULTS.checkEvery,
+    checkTimeout: options.checkTimeout,
+    maxBundleSize: options.maxBundleSize,
+  };
+}
+
+/**
+ * The foreground's whole cost: read the state file; tell once what the last check left to tell;
+ * when a check is due, note the time and start the background updater without waiting for it.
+ */
+function startRun(settings: SelfUpdateSettings, notify: ((message: string) => void) | undefined): { updated: Tool['updated']; checking: boolean } {
+  const state = readState(settings.stateFile);
+  let next: SelfUpdateState = state;
+  let updated: Tool['updated'];
+  if (state.updated && !state.updated.told) {
+    updated = { from: state.updated.from, to: state.updated.to };
+    notify?.(`${settings.name} was updated from ${state.updated.from} to ${state.updated.to ?? 'a new build'}`);
+    next = { ...next, updated: { ...state.updated, told: true } };
+  }
+  if (state.problem && !state.problem.told) {
+    notify?.(state.problem.message);
+    next = { ...next, problem: { ...state.problem, told: true } };
+  }
+  const now = Date.now();
+  const checking = settings.fetcher !== undefined && settings.bundlePath !== '' && !(now - (state.lastCheck ?? 0) < settings.checkEvery);
+  // Claimed before the spawn, so the invocations that follow do not start one each.
+  if (checking) next = { ...next, lastCheck: now };
+  if (next !== state) {
+    try {
+      writeState(settings.stateFile, next);
+    } catch {
+      // A cache directory we cannot write: tell nothing twice is lost, the tool still runs.
+    }
+  }
+  if (checking) startBackgroundCheck();
+  return { updated, checking };
+}
+
+/** The tool run again as the updater, detached (its own session), stdio ignored, not waited for. */
+function startBackgroundCheck(): void {
+  const script = process.argv[1];
+  const args = isSea() ? [] : script === undefined ? undefined : [...childExecArgv(), script];
+  if (args === undefined) return;
+  // child_process is loaded only when a check is due.
+  const { spawn } = process.getBuiltinModule('node:child_process');
+  try {
+    const child = spawn(process.execPath, args, {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, [ROLE_ENV]: ROLE_SELF_UPDATE },
+    });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    // Out of processes: the next interval tries again.
+  }
+}
