@@ -1,0 +1,64 @@
+/**
+ * Loaded with `--import` into a run() app started by `overseer check` or overseer/testing. In
+ * the master (no OVERSEER_ROLE yet) it installs the config hook of hook.ts: the app listens on
+ * the check's loopback address instead of its own, takes the check's timeouts and, for
+ * overseer/testing's publish(), polls a local release file; every lifecycle event goes to
+ * stderr as an `overseer-event {json}` line, as `overseer run --events` prints them. Children
+ * inherit the flag and do nothing here.
+ */
+import fs from 'node:fs';
+import { FileFetcher } from '../../fetchers/file.js';
+import type { Config } from '../core/config.js';
+import type { OverseerEvent } from '../events.js';
+import { EVENT_LINE_PREFIX, ROLE_ENV } from '../protocol.js';
+import { CHECK_HOOK, type ConfigHook } from './hook.js';
+
+export const CHECK_MASTER_ENV = 'OVERSEER_CHECK_MASTER';
+
+/** What the check asks of the master, as JSON in OVERSEER_CHECK_MASTER. */
+export interface MasterOverrides {
+  readonly addresses: string[];
+  /** Exactly this drain deadline; or at most `maxTerminateTimeout`. */
+  readonly terminateTimeout?: number;
+  readonly maxTerminateTimeout?: number;
+  readonly readyTimeout?: number;
+  readonly maxReadyTimeout?: number;
+  /** Poll this file for releases (it replaces the app's own fetcher). */
+  readonly releaseFile?: string;
+  readonly releaseInterval?: number;
+}
+
+function pick(exact: number | undefined, max: number | undefined, configured: number | undefined, fallback: number): number {
+  if (exact !== undefined) return exact;
+  const value = configured ?? fallback;
+  return max === undefined ? value : Math.min(value, max);
+}
+
+export function overridden(config: Config, overrides: MasterOverrides): Config {
+  const { address: _address, ...rest } = config;
+  const interval = overrides.releaseInterval ?? 200;
+  const onEvent = config.onEvent;
+  return {
+    ...rest,
+    addresses: overrides.addresses,
+    terminateTimeout: pick(overrides.terminateTimeout, overrides.maxTerminateTimeout, config.terminateTimeout, 30_000),
+    readyTimeout: pick(overrides.readyTimeout, overrides.maxReadyTimeout, config.readyTimeout, 30_000),
+    ...(overrides.releaseFile === undefined ? {} : {
+      fetcher: new FileFetcher({ path: overrides.releaseFile, interval }),
+      minFetchInterval: Math.min(config.minFetchInterval ?? 1000, interval),
+    }),
+    onEvent(event: OverseerEvent) {
+      // Synchronous: the master may exit right after its last event.
+      fs.writeSync(2, `${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`);
+      onEvent?.(event);
+    },
+  };
+}
+
+const spec = process.env[CHECK_MASTER_ENV];
+if (spec !== undefined && process.env[ROLE_ENV] === undefined) {
+  delete process.env[CHECK_MASTER_ENV];
+  const overrides = JSON.parse(spec) as MasterOverrides;
+  const hook: ConfigHook = (config) => overridden(config, overrides);
+  (globalThis as Record<symbol, unknown>)[CHECK_HOOK] = hook;
+}
