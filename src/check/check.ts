@@ -12,9 +12,9 @@ import { diagnose, type Diagnosis } from './diagnose.js';
 import type { Target } from './target.js';
 
 export interface CheckOptions {
-  /** Requests per second. @default 200 */
+  /** Requests per second. @default 500 */
   readonly rate?: number;
-  /** Steady load before the first handoff, in ms (its p99 is the baseline). @default 2000 */
+  /** Steady load before the first handoff, in ms (its p99 is the baseline). @default 5000 */
   readonly durationMs?: number;
   /** Handoffs per run. @default 10 */
   readonly handoffs?: number;
@@ -48,7 +48,7 @@ export interface HandoffReport {
 }
 
 /** Where a failed request fell, by its time against the handoffs. */
-export type FailurePlace = 'draining' | 'at-exit' | 'in-handoff' | 'outside';
+export type FailurePlace = 'draining' | 'at-exit' | 'killed' | 'in-handoff' | 'outside';
 
 export interface FailedRequest {
   readonly kind: FailureKind;
@@ -160,7 +160,8 @@ async function handoff(target: Target, options: CheckOptions): Promise<HandoffRe
 function placeOf(seenAt: number, handoffs: readonly HandoffReport[]): FailurePlace {
   for (const each of handoffs) {
     if (each.drainAt !== undefined && each.exitAt !== undefined && seenAt >= each.drainAt && seenAt <= each.exitAt + EXIT_SLACK_MS) {
-      return seenAt < each.exitAt - BEFORE_EXIT_MS ? 'draining' : 'at-exit';
+      if (seenAt < each.exitAt - BEFORE_EXIT_MS) return 'draining';
+      return each.drainTimedOut ? 'killed' : 'at-exit';
     }
   }
   for (const each of handoffs) if (seenAt >= each.from && seenAt <= each.to + EXIT_SLACK_MS) return 'in-handoff';
@@ -180,7 +181,7 @@ function failedRequests(records: LoadRecords, handoffs: readonly HandoffReport[]
 
 async function runOnce(target: Target, address: { host: string; port: number }, keepAlive: boolean, options: CheckOptions): Promise<RunReport> {
   const load = runLoad({
-    port: address.port, host: address.host, path: options.path ?? '/', keepAlive, rate: options.rate ?? 200,
+    port: address.port, host: address.host, path: options.path ?? '/', keepAlive, rate: options.rate ?? 500,
     durationMs: 60 * 60_000, timeoutMs: options.requestTimeoutMs ?? 3000,
   });
   const handoffs: HandoffReport[] = [];
@@ -259,7 +260,7 @@ export async function checkTarget(target: Target, first: FirstReady, options: Ch
     target: target.describe,
     address: first.address === undefined ? '' : `${first.address.host}:${first.address.port}`,
     path: options.path ?? '/',
-    rate: options.rate ?? 200,
+    rate: options.rate ?? 500,
     durationMs: options.durationMs ?? 2000,
     handoffsAsked: options.handoffs ?? 10,
     terminateTimeout: options.terminateTimeout,

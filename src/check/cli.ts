@@ -23,7 +23,7 @@ what caused it and the fix. Exits 0 when no request failed, 1 otherwise.
 
 options:
   --handoffs N              handoffs per run (default 10)
-  --rate N                  requests per second (default 200)
+  --rate N                  requests per second (default 500)
   --duration MS             steady load before the first handoff (default 2000)
   --url PATH                the path to GET (default /)
   --json                    print the report as JSON

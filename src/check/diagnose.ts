@@ -116,7 +116,14 @@ function readiness(base: Base, events: readonly OverseerEvent[], output: readonl
 function requests(base: Base): Diagnosis[] {
   const found: Diagnosis[] = [];
   const { runs } = base;
-  const afterStop = countPer(runs, (failure, run) => run.keepAlive && failure.place === 'draining' && failure.kind === 'reset');
+  const atDrain = (failure: FailedRequest) => (failure.place === 'draining' || failure.place === 'at-exit') && (failure.kind === 'reset' || failure.kind === 'other');
+  // Without keep-alive there is no idle connection to close: a program that loses requests only
+  // with keep-alive on closes idle connections too early; one that loses them either way exits
+  // before its in-flight requests finish. A reset well before the exit is the former anyway.
+  const offRun = runs.find((run) => !run.keepAlive);
+  const onlyKeepAlive = offRun !== undefined && !offRun.failedRequests.some(atDrain);
+  const isAfterStop = (failure: FailedRequest, run: RunReport) => run.keepAlive && atDrain(failure) && (onlyKeepAlive || failure.place === 'draining');
+  const afterStop = countPer(runs, isAfterStop);
   if (afterStop.total > 0) {
     found.push({
       code: 'reset-after-stop', severity: 'error', title: 'Resets right after the stop signal',
@@ -127,8 +134,7 @@ function requests(base: Base): Diagnosis[] {
         + 'elsewhere use net.Server.prototype.close.call(server), then server.closeIdleConnections() after a second (docs/command.md, "Draining")',
     });
   }
-  const atExit = countPer(runs, (failure, run) => (failure.place === 'at-exit' || (failure.place === 'draining' && !(run.keepAlive && failure.kind === 'reset')))
-    && (failure.kind === 'reset' || failure.kind === 'other'));
+  const atExit = countPer(runs, (failure, run) => atDrain(failure) && !isAfterStop(failure, run));
   if (atExit.total > 0) {
     found.push({
       code: 'lost-at-exit', severity: 'error', title: 'Requests lost at exit',
@@ -140,10 +146,11 @@ function requests(base: Base): Diagnosis[] {
   const drains = runs.flatMap((run) => run.handoffs.filter((each) => each.drainTimedOut).map((each) => ({ run, each })));
   if (drains.length > 0) {
     const pids = drains.map(({ each }) => each.oldPid).join(', ');
+    const killed = countPer(runs, (failure) => failure.place === 'killed');
     found.push({
       code: 'drain-timeout', severity: 'error', title: 'A drain reached terminateTimeout',
       detail: `the old child (pid ${pids}) was still running ${base.terminateTimeout} ms after it was told to stop, and was killed (SIGKILL); `
-        + 'until then a deploy cannot finish, and whatever it was doing is cut off',
+        + `until then a deploy cannot finish, and whatever it was doing is cut off${killed.total > 0 ? ` (${plural(killed.total, 'request')} here: ${killed.text})` : ''}`,
       fix: 'something keeps the process alive after the stop signal: a timer (setInterval), a database or HTTP connection pool, a websocket or other long connection, '
         + 'a worker, or no handler for the stop signal at all. Close them on state.shutdown (run() apps) or on SIGTERM, and exit once the server has closed',
     });
