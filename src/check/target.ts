@@ -33,6 +33,7 @@ export type TargetSpec =
     /** `overseer run` flags (before `--`), listeners already on loopback port 0. */
     readonly runArgs: readonly string[];
     readonly command: readonly string[];
+    readonly env?: Readonly<Record<string, string>>;
     readonly cwd?: string;
   };
 
@@ -44,6 +45,12 @@ export interface Exit {
 }
 
 const OUTPUT_LINES = 40;
+
+/** Masters still running when this process exits are killed (their children follow within ~2 s). */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const master of running) master.kill('SIGKILL');
+});
 
 export class Target {
   readonly events: OverseerEvent[] = [];
@@ -70,13 +77,16 @@ export class Target {
       this.describe = spec.command.join(' ');
       this.#process = spawn(node, [builtFile('cli/main.js'), 'run', ...spec.runArgs, '--events', '--', ...spec.command], {
         cwd: spec.cwd ?? process.cwd(),
+        env: { ...process.env, ...spec.env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     }
     this.#process.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.#read('stdout', chunk));
     this.#process.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.#read('stderr', chunk));
+    running.add(this.#process);
     this.exited = new Promise((resolve) => {
       this.#process.once('exit', (code, signal) => {
+        running.delete(this.#process);
         this.#exit = { code, signal };
         resolve(this.#exit);
         this.#wake();
