@@ -98,7 +98,9 @@ export async function planCheck(argv: readonly string[]): Promise<Plan | 'help'>
     ...(check.path === undefined ? {} : { path: check.path }),
   };
 
-  if (split === -1) {
+  // A config file names its command: `overseer check -c overseer.json` is the command form.
+  const appForm = split === -1 && !(positionals.length === 0 && values.config !== undefined);
+  if (appForm) {
     const [script, ...args] = positionals;
     if (script === undefined) throw usage('nothing to check: give a run() app (`overseer check app.mjs`) or a command after -- (`overseer check --listen :3000 -- python3 server.py`)');
     const runOnly = tokens.filter((token) => token.kind === 'option' && !['terminate-timeout', 'ready-timeout', 'json', 'help', ...Object.keys(CHECK_OPTIONS)].includes(token.name));
@@ -133,7 +135,7 @@ export async function planCheck(argv: readonly string[]): Promise<Plan | 'help'>
       ...listeners.flatMap((listener) => ['--listen', listener]),
       '--terminate-timeout', String(terminateTimeout), '--ready-timeout', String(readyTimeout),
     ],
-    command,
+    command: command.length > 0 ? command : [settings.command, ...settings.args],
   };
   return { spec, json: values.json === true, options: { ...base, terminateTimeout, readyTimeout } };
 }
