@@ -87,14 +87,14 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 const CHUNKED = -2;
 const UNTIL_CLOSE = -3;
 
-/** Where a chunked body that starts at `from` ends (after its last chunk and trailers), or -1 while incomplete. */
+/** Where a chunked body that starts at `from` ends (after its last chunk and trailers), -1 while incomplete, -2 when malformed. */
 function chunkedEnd(buffer: Buffer, from: number): number {
   let at = from;
   for (;;) {
     const line = buffer.indexOf('\r\n', at, 'latin1');
     if (line === -1) return -1;
     const size = Number.parseInt(buffer.toString('latin1', at, line), 16);
-    if (!Number.isFinite(size)) return buffer.length;
+    if (!/^[0-9a-f]+(;.*)?$/i.test(buffer.toString('latin1', at, line)) || !Number.isFinite(size)) return -2;
     if (size === 0) {
       const end = buffer.indexOf(HEADER_END, line);
       if (end !== -1) return end + 4;
@@ -204,8 +204,14 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
       // A body that ends when the server closes: 'close' completes it.
       if (conn.bodyLength === UNTIL_CLOSE) conn.closeAfter = true;
     }
-    const complete = conn.bodyLength >= 0 ? buffer.length - conn.headerEnd >= conn.bodyLength
-      : conn.bodyLength === CHUNKED && chunkedEnd(buffer, conn.headerEnd) !== -1;
+    const chunkEnd = conn.bodyLength === CHUNKED ? chunkedEnd(buffer, conn.headerEnd) : -1;
+    if (chunkEnd === -2) {
+      fail(conn, 'other', 'malformed chunked body');
+      conn.closed = true;
+      conn.socket.destroy();
+      return;
+    }
+    const complete = conn.bodyLength >= 0 ? buffer.length - conn.headerEnd >= conn.bodyLength : chunkEnd >= 0;
     if (complete) {
       const ok = conn.status >= 200 && conn.status < 300;
       conn.busy = undefined;
