@@ -7,6 +7,8 @@
  * inherit the flag and do nothing here.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { FileFetcher } from '../../fetchers/file.js';
 import type { Config } from '../core/config.js';
 import type { OverseerEvent } from '../events.js';
@@ -17,6 +19,7 @@ export const CHECK_MASTER_ENV = 'OVERSEER_CHECK_MASTER';
 
 /** What the check asks of the master, as JSON in OVERSEER_CHECK_MASTER. */
 export interface MasterOverrides {
+  /** The address every one of the app's addresses moves to (port 0: a free port each). */
   readonly addresses: string[];
   /** Exactly this drain deadline; or at most `maxTerminateTimeout`. */
   readonly terminateTimeout?: number;
@@ -34,13 +37,27 @@ function pick(exact: number | undefined, max: number | undefined, configured: nu
   return max === undefined ? value : Math.min(value, max);
 }
 
+/**
+ * Every address the app binds moves, so state.listeners keeps its length and order: the first
+ * to the check's (the one it loads), the others to free ports of their own — another loopback
+ * address on Linux (a repeat is refused), a fresh unix socket path for a unix one; elsewhere a
+ * further TCP address stays as the app gave it.
+ */
+function movedAddresses(config: Config, first: string): Array<string | number> {
+  const given = config.addresses ?? (config.address === undefined ? [] : [config.address]);
+  return [first, ...given.slice(1).map((address, index) => {
+    if (String(address).startsWith('unix:')) return `unix:${path.join(os.tmpdir(), `overseer-check-${process.pid}-${index + 1}.sock`)}`;
+    return process.platform === 'linux' ? `127.0.0.${index + 2}:0` : address;
+  })];
+}
+
 export function overridden(config: Config, overrides: MasterOverrides): Config {
   const { address: _address, ...rest } = config;
   const interval = overrides.releaseInterval ?? 200;
   const onEvent = config.onEvent;
   return {
     ...rest,
-    addresses: overrides.addresses,
+    addresses: movedAddresses(config, overrides.addresses[0] ?? '127.0.0.1:0'),
     terminateTimeout: pick(overrides.terminateTimeout, overrides.maxTerminateTimeout, config.terminateTimeout, 30_000),
     readyTimeout: pick(overrides.readyTimeout, overrides.maxReadyTimeout, config.readyTimeout, 30_000),
     ...(overrides.releaseFile === undefined ? {} : {

@@ -52,3 +52,23 @@ test('mistakes name the flag, through overseer run\'s own checks for its options
   await assert.rejects(planCheck(['--', 'no-such-program-here']), /cannot find "no-such-program-here"/);
   assert.equal(await planCheck(['--help']), 'help');
 });
+
+test('the preload moves every address of a run() app, caps its deadlines, keeps its onEvent', async () => {
+  const { overridden } = await import('../../src/check/preload.ts');
+  const seen: string[] = [];
+  const program = () => {};
+  const one = overridden({ program, address: ':3000', terminateTimeout: 60_000, readyTimeout: 500, onEvent: (event) => seen.push(event.type) }, { addresses: ['127.0.0.1:0'], maxTerminateTimeout: 10_000, maxReadyTimeout: 10_000 });
+  assert.deepEqual(one.addresses, ['127.0.0.1:0']);
+  assert.equal('address' in one, false);
+  assert.equal(one.terminateTimeout, 10_000);
+  assert.equal(one.readyTimeout, 500);
+  const two = overridden({ program, addresses: [':3000', 'unix:/run/app.sock'] }, { addresses: ['127.0.0.1:0'], terminateTimeout: 1234 });
+  assert.equal(two.addresses?.length, 2);
+  assert.equal(two.addresses?.[0], '127.0.0.1:0');
+  assert.match(String(two.addresses?.[1]), /^unix:.*overseer-check-\d+-1\.sock$/);
+  assert.equal(two.terminateTimeout, 1234);
+  assert.equal(two.readyTimeout, 30_000);
+  // The app's own onEvent still hears every event (the check's line goes to stderr first).
+  one.onEvent?.({ type: 'respawn-scheduled', at: 0, delayMs: 1, crashes: 1 });
+  assert.deepEqual(seen, ['respawn-scheduled']);
+});
