@@ -99,6 +99,8 @@ export interface CheckReport {
 const WARMUP_MS = 500;
 const GAP_MS = 200;
 const TAIL_MS = 500;
+/** A drain this close to terminateTimeout ran into it (a run() child may close everything and exit just before the SIGKILL). */
+const DEADLINE_SLACK_MS = 50;
 /** A failure seen this soon after the old child's exit event still counts as lost at its exit. */
 const EXIT_SLACK_MS = 250;
 /** A failure this long before the exit is a reset of a child still draining, not its exit. */
@@ -143,7 +145,7 @@ async function handoff(target: Target, options: CheckOptions): Promise<HandoffRe
   if (outcome?.type === 'handoff-completed') {
     return {
       ok: true, from, to: outcome.at, oldPid, newPid: outcome.to, readyMs: outcome.timings.readyMs, drainMs: outcome.timings.drainMs,
-      drainAt: draining?.at, exitAt: exited?.at, drainTimedOut: exited?.signal === 'SIGKILL' || outcome.timings.drainMs >= options.terminateTimeout,
+      drainAt: draining?.at, exitAt: exited?.at, drainTimedOut: exited?.signal === 'SIGKILL' || outcome.timings.drainMs >= options.terminateTimeout - DEADLINE_SLACK_MS,
     };
   }
   const error = outcome?.type === 'handoff-failed' ? { code: outcome.code, message: outcome.error }
@@ -247,7 +249,9 @@ export async function waitUntilServing(target: Target, readyTimeout: number): Pr
 }
 
 /** Checks a target that is already serving (or that never got ready: then only the diagnosis). */
-export async function checkTarget(target: Target, first: FirstReady, options: CheckOptions): Promise<CheckReport> {
+export async function checkTarget(target: Target, first: FirstReady, given: CheckOptions): Promise<CheckReport> {
+  // A run() app's own deadlines when they are below the check's caps.
+  const options: CheckOptions = { ...given, ...target.effective };
   const runs: RunReport[] = [];
   if (first.address !== undefined && first.readyMs !== undefined) {
     for (const keepAlive of options.keepAlive ?? [true, false]) {

@@ -16,6 +16,8 @@ import { EVENT_LINE_PREFIX, ROLE_ENV } from '../protocol.js';
 import { CHECK_HOOK, type ConfigHook } from './hook.js';
 
 export const CHECK_MASTER_ENV = 'OVERSEER_CHECK_MASTER';
+/** The deadlines the master runs with once the hook applied, as one stderr line: `overseer-check-config {json}`. */
+export const CONFIG_LINE_PREFIX = 'overseer-check-config ';
 
 /** What the check asks of the master, as JSON in OVERSEER_CHECK_MASTER. */
 export interface MasterOverrides {
@@ -76,6 +78,10 @@ const spec = process.env[CHECK_MASTER_ENV];
 if (spec !== undefined && process.env[ROLE_ENV] === undefined) {
   delete process.env[CHECK_MASTER_ENV];
   const overrides = JSON.parse(spec) as MasterOverrides;
-  const hook: ConfigHook = (config) => overridden(config, overrides);
+  const hook: ConfigHook = (config) => {
+    const changed = overridden(config, overrides);
+    fs.writeSync(2, `${CONFIG_LINE_PREFIX}${JSON.stringify({ terminateTimeout: changed.terminateTimeout, readyTimeout: changed.readyTimeout })}\n`);
+    return changed;
+  };
   (globalThis as Record<symbol, unknown>)[CHECK_HOOK] = hook;
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OverseerEvent } from '../events.js';
 import { EVENT_LINE_PREFIX } from '../protocol.js';
-import { CHECK_MASTER_ENV, type MasterOverrides } from './preload.js';
+import { CHECK_MASTER_ENV, CONFIG_LINE_PREFIX, type MasterOverrides } from './preload.js';
 
 /** A file of the built package: beside this one in dist/, or in dist/ when run from the sources (tests under tsx). */
 export function builtFile(relative: string): string {
@@ -58,6 +58,8 @@ export class Target {
   readonly output: string[] = [];
   readonly exited: Promise<Exit>;
   readonly describe: string;
+  /** A run() app's deadlines as its master runs them (its own, capped), once the preload said. */
+  effective: { terminateTimeout: number; readyTimeout: number } | undefined;
   #exit: Exit | undefined;
   readonly #process: ChildProcess;
   readonly #waiters = new Set<() => void>();
@@ -118,6 +120,14 @@ export class Target {
     const lines = (this.#partial[stream] + chunk).split('\n');
     this.#partial[stream] = lines.pop() ?? '';
     for (const line of lines) {
+      if (stream === 'stderr' && line.startsWith(CONFIG_LINE_PREFIX)) {
+        try {
+          this.effective = JSON.parse(line.slice(CONFIG_LINE_PREFIX.length)) as { terminateTimeout: number; readyTimeout: number };
+          continue;
+        } catch {
+          // kept as output
+        }
+      }
       if (stream === 'stderr' && line.startsWith(EVENT_LINE_PREFIX)) {
         try {
           this.events.push(JSON.parse(line.slice(EVENT_LINE_PREFIX.length)) as OverseerEvent);

@@ -50,6 +50,8 @@ test('a run() app that drains well: 0 failed, exit 0, both runs done', async () 
   assert.equal(code, 0, JSON.stringify(report.diagnoses));
   assert.equal(report.ok, true);
   assert.equal(report.failed, 0);
+  // The app's own 30 s deadlines, capped for the check.
+  assert.equal(report.terminateTimeout, 10_000);
   assert.deepEqual(report.runs.map((run) => run.keepAlive), [true, false]);
   for (const run of report.runs) {
     assert.equal(run.handoffs.length, 2);
