@@ -114,11 +114,15 @@ const sleepOrExit = (target: Target, ms: number) => new Promise<void>((resolve) 
   });
 });
 
-/** How long a bare Node.js takes to start and exit here, ms. */
+/** How long a bare Node.js takes to start and exit here, ms: the best of three, as a busy machine only adds. */
 export function measureNodeBoot(): number {
-  const started = performance.now();
-  spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
-  return performance.now() - started;
+  let best = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 3; round++) {
+    const started = performance.now();
+    spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
 }
 
 /** The pid serving now: the newest child that got ready and has not exited. */

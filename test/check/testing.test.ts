@@ -101,3 +101,12 @@ test('mistakes are named', async () => {
   await assert.rejects(app.publish('x'), /needs startApp\(\{ script, releases: true \}\)/);
   await app.stop();
 });
+
+test('slow readiness is a warning: named, and the check still passes', async () => {
+  const report = await checkHandoffs({ script: fixture('check/slow-ready.mjs'), handoffs: 1, durationMs: 200, rate: 50, keepAlive: [true] });
+  assert.equal(report.failed, 0, JSON.stringify(report.diagnoses));
+  const slow = report.diagnoses.find((diagnosis) => diagnosis.code === 'slow-ready');
+  assert.ok(slow, JSON.stringify(report.diagnoses.map((each) => each.code)));
+  assert.equal(slow.severity, 'warning');
+  assert.equal(report.ok, true);
+});
