@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { now, sleep } from './lib/clock.ts';
 import { startBare, startOverseer, startPm2, startReadyFirst, startStopStart, type Contender, type OverseerContender, type Restart } from './lib/contenders.ts';
-import { runLoad, type LoadRecords } from './lib/load.ts';
+import { runLoad, type LoadRecords } from '../src/check/load.ts';
 import { Pm2 } from './lib/pm2.ts';
 import { sampleMachineCpu, waitForQuiet } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';

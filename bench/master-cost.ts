@@ -12,7 +12,7 @@ import { S3_CREDENTIALS, startS3 } from '../support/s3.ts';
 import { writeOverseerApp } from './lib/apps.ts';
 import { sleep } from './lib/clock.ts';
 import { startOverseer, type OverseerContender } from './lib/contenders.ts';
-import { runLoad } from './lib/load.ts';
+import { runLoad } from '../src/check/load.ts';
 import { cpuMs, memory, openFds } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
 import { int, mb, ms, table } from './lib/stats.ts';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import autocannon from 'autocannon';
 import { sleep } from './lib/clock.ts';
 import { startBare, startCluster, startOverseer, startPm2, type Contender } from './lib/contenders.ts';
-import { runLoad } from './lib/load.ts';
+import { runLoad } from '../src/check/load.ts';
 import { Pm2 } from './lib/pm2.ts';
 import { hasTaskset, machineCpu, pin, tryCpuMs, waitForQuiet } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';

@@ -15,7 +15,7 @@ import { startReleaseServer, type ReleaseServer } from '../support/release-serve
 import { overseerAppSource } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
 import { startOverseer } from './lib/contenders.ts';
-import { runLoad } from './lib/load.ts';
+import { runLoad } from '../src/check/load.ts';
 import { memory, resetPeak } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
 import { mb, median, ms, table } from './lib/stats.ts';

@@ -10,6 +10,7 @@ import { createLog } from './events.js';
 import { exitProcess } from './core/exit.js';
 import { canBindHandles } from './core/listeners.js';
 import { startMaster } from './core/start.js';
+import { applyCheckHook } from './check/hook.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_CHILD, ROLE_ENV, childMessage } from './protocol.js';
 
 export { OverseerError, isOverseerError, CODES, type ErrorCode } from './errors.js';
@@ -34,12 +35,13 @@ export function isSupported(): boolean {
  * ERR_OVERSEER_INVALID_CONFIG synchronously, before anything binds or forks.
  */
 export function run(config: Config): Promise<void> {
-  const resolved = normalizeConfig(config);
+  const role = process.env[ROLE_ENV];
+  // Only a master started by `overseer check` or overseer/testing has a hook (their own port, events).
+  const resolved = normalizeConfig(role === undefined ? applyCheckHook(config) : config);
   if (started) {
     throw new OverseerError('ERR_OVERSEER_ALREADY_RUNNING', 'run() was already called in this process; call it once, from the entry script');
   }
   started = true;
-  const role = process.env[ROLE_ENV];
   // Children and checks must not pass the marker on to processes the program starts.
   delete process.env[ROLE_ENV];
   if (role?.startsWith(ROLE_CHECK_PREFIX)) answerCheck(role.slice(ROLE_CHECK_PREFIX.length), resolved);

@@ -21,6 +21,7 @@ import { startMaster } from '../core/start.js';
 const USAGE = `usage: overseer run [options] [-- CMD [ARGS...]]
        overseer ctl status|restart|stop|reopen|upgrade [--json] [--control PATH | -c CONFIG]
        overseer deploy DIR [options]      (see overseer deploy --help)
+       overseer check APP.mjs | [options] -- CMD [ARGS...]   (see overseer check --help)
 
 \`overseer run\` runs CMD under an overseer master: the master binds every listener, hands the
 sockets to CMD as fds 3, 4, ... (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, as systemd does), and
@@ -78,7 +79,7 @@ function fail(message: string, help: string): never {
 const RUN_HELP = 'see `overseer run --help` for the options, docs/command.md for the config file';
 const CTL_HELP = 'see `overseer ctl --help`';
 const MAIN_HELP = 'see `overseer --help`';
-const COMMANDS = ['run', 'ctl', 'deploy'];
+const COMMANDS = ['run', 'ctl', 'deploy', 'check'];
 
 /** Removes the pid file if it is still this master's (the lock release does it too; this runs on any exit). */
 function removePidFileSync(pidFile: string | undefined): void {
@@ -177,6 +178,8 @@ async function main(): Promise<void> {
       return ctlCommand(rest);
     case 'deploy':
       return (await import('../deploy/cli.js')).runDeploy(rest);
+    case 'check':
+      return (await import('../check/cli.js')).runCheck(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -188,7 +191,7 @@ async function main(): Promise<void> {
       return;
     default: {
       const hint = closest(subcommand, subcommand.startsWith('-') ? ['--help', '--version'] : COMMANDS);
-      fail(`unknown command ${JSON.stringify(subcommand)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; the commands are run, ctl and deploy`, MAIN_HELP);
+      fail(`unknown command ${JSON.stringify(subcommand)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; the commands are run, ctl, deploy and check`, MAIN_HELP);
     }
   }
 }

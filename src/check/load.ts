@@ -1,12 +1,15 @@
 /**
- * The benchmarks' HTTP load client, on raw sockets so it costs little CPU on a 2-core machine.
+ * The HTTP load client of `overseer check`, `overseer/testing` and the benchmarks, on raw sockets
+ * so it costs little CPU on a 2-core machine; Node built-ins only.
  * Open loop: requests go out on a fixed schedule (rate per second) whatever the server does, and
  * each latency counts from the request's scheduled time, so a stall is never hidden by the
  * client waiting (no coordinated omission). Closed loop: `concurrency` loops, for saturation.
  */
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { now } from './clock.ts';
+
+/** Epoch ms with sub-ms precision, comparable with the `at` (Date.now()) of overseer's events. */
+export const now = (): number => performance.timeOrigin + performance.now();
 
 export type FailureKind = 'refused' | 'reset' | 'timeout' | 'status' | 'other';
 
@@ -66,6 +69,7 @@ interface Conn {
   buffered: number;
   headerEnd: number;
   status: number;
+  /** -1: not known yet; -2: chunked; -3: read until the server closes. */
   bodyLength: number;
   closeAfter: boolean;
   idleSince: number;
@@ -80,6 +84,27 @@ function classify(error: NodeJS.ErrnoException): FailureKind {
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
+const CHUNKED = -2;
+const UNTIL_CLOSE = -3;
+
+/** Where a chunked body that starts at `from` ends (after its last chunk and trailers), -1 while incomplete, -2 when malformed. */
+function chunkedEnd(buffer: Buffer, from: number): number {
+  let at = from;
+  for (;;) {
+    const line = buffer.indexOf('\r\n', at, 'latin1');
+    if (line === -1) return -1;
+    const size = Number.parseInt(buffer.toString('latin1', at, line), 16);
+    if (!/^[0-9a-f]+(;.*)?$/i.test(buffer.toString('latin1', at, line)) || !Number.isFinite(size)) return -2;
+    if (size === 0) {
+      const end = buffer.indexOf(HEADER_END, line);
+      if (end !== -1) return end + 4;
+      // No trailers: the last chunk's line is followed by one empty line.
+      return buffer.length >= line + 4 && buffer.toString('latin1', line, line + 4) === '\r\n\r\n' ? line + 4 : -1;
+    }
+    at = line + 2 + size + 2;
+    if (at > buffer.length) return -1;
+  }
+}
 
 /** Runs one bounded load and resolves with every request's record once all are answered or failed. */
 export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; stop(): void } {
@@ -173,14 +198,21 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
       const head = buffer.toString('latin1', 0, end);
       conn.status = Number(head.slice(9, 12));
       const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-      conn.bodyLength = length ? Number(length[1]) : -1;
-      if (/\r\nconnection:\s*close/i.test(head)) conn.closeAfter = true;
-      if (conn.bodyLength === -1) {
-        // Only chunked or read-to-close bodies lack a length; the apps here always send one.
-        conn.closeAfter = true;
-      }
+      const bodiless = conn.status === 204 || conn.status === 304 || (conn.status >= 100 && conn.status < 200);
+      conn.bodyLength = bodiless ? 0 : length ? Number(length[1]) : /\r\ntransfer-encoding:[^\r]*chunked/i.test(head) ? CHUNKED : UNTIL_CLOSE;
+      if (/\r\nconnection:\s*close/i.test(head) || !head.startsWith('HTTP/1.1')) conn.closeAfter = true;
+      // A body that ends when the server closes: 'close' completes it.
+      if (conn.bodyLength === UNTIL_CLOSE) conn.closeAfter = true;
     }
-    if (conn.bodyLength >= 0 && buffer.length - conn.headerEnd >= conn.bodyLength) {
+    const chunkEnd = conn.bodyLength === CHUNKED ? chunkedEnd(buffer, conn.headerEnd) : -1;
+    if (chunkEnd === -2) {
+      fail(conn, 'other', 'malformed chunked body');
+      conn.closed = true;
+      conn.socket.destroy();
+      return;
+    }
+    const complete = conn.bodyLength >= 0 ? buffer.length - conn.headerEnd >= conn.bodyLength : chunkEnd >= 0;
+    if (complete) {
       const ok = conn.status >= 200 && conn.status < 300;
       conn.busy = undefined;
       pid[request.index] = Number.parseInt(buffer.toString('latin1', conn.headerEnd, conn.headerEnd + Math.min(conn.bodyLength, 12)), 10) || 0;
@@ -216,6 +248,12 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
       open.delete(conn);
       const at = idle.indexOf(conn);
       if (at !== -1) idle.splice(at, 1);
+      if (conn.busy && conn.bodyLength === UNTIL_CLOSE) {
+        const request = conn.busy;
+        conn.busy = undefined;
+        const ok = conn.status >= 200 && conn.status < 300;
+        finish(request, ok ? 0 : KINDS.indexOf('status'), `status ${conn.status}`);
+      }
       fail(conn, 'reset', conn.headerEnd === -1 ? 'closed before a response' : 'closed mid-response');
       pump();
     });
