@@ -60,11 +60,22 @@ import http from 'node:http';
 const version = ${JSON.stringify(version)};
 const mode = ${JSON.stringify(mode)};
 ${HANDLER}
-const server = http.createServer(handler);
+let draining = false;
+const server = http.createServer((req, res) => {
+  if (draining) res.shouldKeepAlive = false;
+  handler(req, res);
+});
 server.listen({ fd: 3 }, () => {
   if (process.env.OVERSEER_READY_FD) fs.writeSync(Number(process.env.OVERSEER_READY_FD), 'READY=1\\n');
   if (mode === 'crash-later') setTimeout(() => process.exit(7), 2000);
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// The gentle drain docs/command.md asks of programs under overseer run (as folder-server.mjs does).
+process.on('SIGTERM', () => {
+  draining = true;
+  server.once('close', () => process.exit(0));
+  if (server.listening) Object.getPrototypeOf(http.Server.prototype).close.call(server);
+  setTimeout(() => server.closeIdleConnections(), 1000).unref();
+  setTimeout(() => server.closeAllConnections(), 5000).unref();
+});
 `;
 }
