@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseAddress, splitListen } from '../core/config.js';
+import { CONFIG_SPEC, parseAddress, resolveProbation, splitListen, type ProbationOptions, type ResolvedProbation } from '../core/config.js';
 import { OverseerError, describeError } from '../errors.js';
 import { parsePublicKey } from '../upgrade/minisign.js';
 import { assertOptions, optionNames, rule, rules, withInner, type OptionSpec } from '../options.js';
@@ -31,6 +31,8 @@ export interface AppConfig {
   readonly readyTimeout: number | undefined;
   readonly terminateTimeout: number | undefined;
   readonly stopSignal: NodeJS.Signals | undefined;
+  /** After a release's handoff, the new child must hold (exit, probe) or the previous release comes back. Off unless given. */
+  readonly probation: ResolvedProbation | undefined;
 }
 
 const MAX_MS = 2 ** 31 - 1;
@@ -62,6 +64,7 @@ const SPEC: OptionSpec = {
   readyTimeout: milliseconds,
   terminateTimeout: milliseconds,
   stopSignal: rule('a signal name such as "SIGTERM"', isSignalName),
+  probation: CONFIG_SPEC.probation!,
 };
 
 /** Reads and checks `<appDir>/app.json`. Throws ERR_OVERSEER_INVALID_CONFIG naming the file and the field. */
@@ -101,5 +104,7 @@ export function parseAppConfig(json: unknown, label: string): AppConfig {
     readyTimeout: given.readyTimeout as number | undefined,
     terminateTimeout: given.terminateTimeout as number | undefined,
     stopSignal: given.stopSignal as NodeJS.Signals | undefined,
+    // Off unless given: a deploy command waits for the verdict.
+    probation: given.probation === undefined ? undefined : resolveProbation(given.probation as boolean | ProbationOptions),
   });
 }
