@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadAverage, quietWaited, root, setQuietGate, waitForQuiet } from './lib/procs.ts';
 import { assertBuilt, log, parseArgs, writeResult, type SectionOptions, type SectionResult } from './lib/section.ts';
 
-const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'upgrade', 'verify'] as const;
+const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'upgrade', 'verify', 'probation'] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 function sh(command: string, args: readonly string[]): string {
@@ -63,6 +63,7 @@ async function load(name: SectionName): Promise<(options: SectionOptions) => Pro
     case 'master-cost': return (await import('./master-cost.ts')).masterCostSection;
     case 'upgrade': return (await import('./upgrade.ts')).upgradeSection;
     case 'verify': return (await import('./verify.ts')).verifySection;
+    case 'probation': return (await import('./probation.ts')).probationSection;
   }
 }
 
