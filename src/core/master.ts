@@ -17,6 +17,7 @@ import { Respawner } from './respawn.js';
 import { watchParent } from './orphan.js';
 import type { UpgradeHost } from '../upgrade/host.js';
 import { Probation, type ProbationStatus, type ProbationVerdict } from './probation.js';
+import type { HealthReport } from './launch/launcher.js';
 
 export type { ChildPhase, HandoffResult } from './children.js';
 
@@ -80,6 +81,8 @@ export class Master implements UpgradeHost {
   #lastUpgrade: MasterStatus['lastUpgrade'];
   #exiting = false;
   #probation: Probation | undefined;
+  /** Each live child's last verdict (reportHealthy/reportUnhealthy): one given before its probation began still counts. */
+  readonly #verdicts = new Map<number, HealthReport>();
 
   constructor(options: MasterOptions) {
     const { config, log } = options;
@@ -109,7 +112,10 @@ export class Master implements UpgradeHost {
       onRestart: () => this.#restart(undefined, 'child-request'),
       onLost: (code) => this.#lost(code),
       onStopped: (code) => void this.#exit(code, 'shutdown'),
-      onReport: (pid, report) => this.#probation?.report(pid, report),
+      onReport: (pid, report) => {
+        if (report.type === 'health') this.#verdicts.set(pid, report);
+        this.#probation?.report(pid, report);
+      },
     });
     this.#respawner = config.respawn && new Respawner({
       limits: config.respawn, log, emit: this.emit,
@@ -211,6 +217,8 @@ export class Master implements UpgradeHost {
       settings, pid, sha256: this.#sha256, listeners: this.#listeners.map((listener) => listener.info), reports, emit: this.emit, log: this.#log,
     });
     this.#probation = probation;
+    const early = this.#verdicts.get(pid);
+    if (early) probation.report(pid, early);
     void probation.done.then(() => {
       if (this.#probation === probation) this.#probation = undefined;
       this.#children.tellProbation(probation.pid, false);
@@ -220,6 +228,7 @@ export class Master implements UpgradeHost {
 
   /** What a probation learns from the master's own events: exits it did not ask for, a restart's new child. */
   #watch(body: EventBody): void {
+    if (body.type === 'child-exited') this.#verdicts.delete(body.pid);
     const probation = this.#probation;
     if (!probation?.active) return;
     if (body.type === 'child-exited' && !body.expected) probation.exited(body.pid, body.code, body.signal);
@@ -227,6 +236,8 @@ export class Master implements UpgradeHost {
     if (body.type === 'child-ready' && body.pid !== probation.pid) {
       this.#children.tellProbation(body.pid, true);
       probation.follow(body.pid);
+      const early = this.#verdicts.get(body.pid);
+      if (early) probation.report(body.pid, early);
     }
   }
 
