@@ -3,7 +3,7 @@
 // Run a copy (an upgrade replaces the file that runs):
 //   cp example/probation/app.mjs /tmp/app.mjs && node /tmp/app.mjs
 // then publish a build that crashes 2 s after it is ready (write elsewhere, mv in):
-//   sed -e "s/'1.0.0'/'2.0.0'/" -e "s/MODE = 'good'/MODE = 'crash'/" /tmp/app.mjs > /tmp/next.mjs
+//   sed -e "s/^const VERSION = .*/const VERSION = '2.0.0';/" -e "s/^const MODE = .*/const MODE = 'crash';/" /tmp/app.mjs > /tmp/next.mjs
 //   mkdir -p /tmp/incoming && mv /tmp/next.mjs /tmp/incoming/app.mjs
 // or one that answers 500 to a third of requests (MODE = 'errors'), or reports itself
 // unhealthy (MODE = 'unhealthy'); `example/probation/demo.mjs` does all of it for you.

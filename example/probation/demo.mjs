@@ -37,7 +37,7 @@ try {
   }
   console.log('serving:', first.trim());
   const next = path.join(dir, 'next.mjs');
-  fs.writeFileSync(next, local(source.replace("'1.0.0'", "'2.0.0'").replace("MODE = 'good'", `MODE = '${mode}'`)));
+  fs.writeFileSync(next, local(source.replace("const VERSION = '1.0.0'", "const VERSION = '2.0.0'").replace("const MODE = 'good'", `const MODE = '${mode}'`)));
   fs.renameSync(next, path.join(dir, 'incoming.mjs'));
   console.log(`published 2.0.0 (${mode})`);
   const seen = new Map();
