@@ -226,6 +226,12 @@ export class Master implements UpgradeHost {
     return probation.done;
   }
 
+  /** A newer release supersedes the build on probation: it ends without a verdict. */
+  endProbation(): void {
+    if (this.#probation?.active) this.#log.debug(`the probation of child ${this.#probation.pid} ends: a newer release supersedes it`);
+    this.#probation?.stop();
+  }
+
   /** What a probation learns from the master's own events: exits it did not ask for, a restart's new child. */
   #watch(body: EventBody): void {
     if (body.type === 'child-exited') this.#verdicts.delete(body.pid);

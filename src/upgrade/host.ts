@@ -40,6 +40,8 @@ export interface UpgradeHost {
    * left to the verdict (no respawn).
    */
   probation(): Promise<ProbationVerdict>;
+  /** Ends the probation under way without a verdict (a newer release supersedes it). */
+  endProbation(): void;
   /** True while nothing serves (the failed child crashed). */
   readonly serving: boolean;
 }

@@ -83,6 +83,8 @@ export class Upgrader {
   #floor: string | undefined;
   #installedId: string | undefined;
   readonly #rejections = new Rejections();
+  /** The probation of the last release installed, with its rollback, while it runs. */
+  #probationTask: Promise<void> | undefined;
   readonly #reported = new Set<string>();
   #folder = false;
   readonly loop: FetchLoop;
@@ -306,6 +308,8 @@ export class Upgrader {
   async #install(attempt: Attempt, candidate: Candidate, timings: { pollMs: number; downloadMs: number; verifyMs: number; swapMs: number }): Promise<void> {
     const { release, version } = attempt;
     const { sha256 } = candidate;
+    // A newer release ends the probation of the one before: its verdict (and a rollback under way) settles first.
+    await this.#settleProbation();
     const swapStart = Date.now();
     try {
       await candidate.swap();
@@ -324,18 +328,37 @@ export class Upgrader {
     if (outcome.ok) {
       await this.#raiseFloor(version);
       this.#host.emit({ type: 'upgrade-applied', source: release.source, sha256, version, timings, restart });
-      if (restart) await this.#probation(attempt, candidate, previous);
+      if (restart) this.#watchProbation(attempt, candidate, previous);
       return;
     }
     if (this.#host.stopping) return;
     await this.#rollBack(attempt, candidate, previous, { error: outcome.error.message, cause: 'not-ready' });
   }
 
-  /** Step probation: the new build must hold for a while (core/probation.ts); if it fails, roll back. */
-  async #probation(attempt: Attempt, candidate: Candidate, previous: Previous): Promise<void> {
-    const verdict = await this.#host.probation();
-    if (verdict.outcome !== 'failed' || this.#host.stopping) return;
-    await this.#rollBack(attempt, candidate, previous, verdict);
+  /**
+   * Step probation: the new build must hold for a while (core/probation.ts); if it fails, roll
+   * back. It runs beside the fetch loop, which goes on polling (refusals are said at once); a
+   * newer release that gets as far as its swap ends it first (#settleProbation).
+   */
+  #watchProbation(attempt: Attempt, candidate: Candidate, previous: Previous): void {
+    const task = (async () => {
+      const verdict = await this.#host.probation();
+      if (verdict.outcome !== 'failed' || this.#host.stopping) return;
+      await this.#rollBack(attempt, candidate, previous, verdict);
+    })().catch((error: unknown) => {
+      this.#host.log.warn(`the probation of ${attempt.release.source} ended in an error: ${describeError(error)}`);
+    }).finally(() => {
+      if (this.#probationTask === task) this.#probationTask = undefined;
+    });
+    this.#probationTask = task;
+  }
+
+  /** Ends a probation still running (no verdict), or waits for the rollback its failure started. */
+  async #settleProbation(): Promise<void> {
+    const task = this.#probationTask;
+    if (!task) return;
+    this.#host.endProbation();
+    await task;
   }
 
   /**

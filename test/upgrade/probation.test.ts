@@ -159,6 +159,20 @@ describe('probation under run(): a new build that boots fine and then fails is r
     assert.equal((await ask(running.port)).version, '1.0.0');
   });
 
+  test('polling goes on during a probation; a newer release supersedes it and gets its own', async () => {
+    const { bundle, server, start } = await app({ ...PROBATION, duration: 60_000 });
+    const running = await start();
+    server.publish('/app.mjs', runRelease('2.0.0'));
+    const first = await running.waitFor('probation-started', undefined, 30_000);
+    server.publish('/app.mjs', runRelease('3.0.0', 'unhealthy'));
+    const second = await running.waitFor('probation-started', (event) => event.pid !== first.pid, 30_000);
+    await running.waitFor('upgrade-rolled-back', undefined, 30_000);
+    assert.equal((await ask(running.port)).version, '2.0.0', 'the superseded build is the previous one');
+    assert.match(fs.readFileSync(bundle, 'utf8'), /release 2\.0\.0/);
+    assert.equal(running.events.some((event) => event.type === 'probation-failed' && event.pid === first.pid), false);
+    assert.notEqual(second.sha256, first.sha256);
+  });
+
   test('probation: false turns it off (no probation events)', async () => {
     const { server, start } = await app(false as unknown as object);
     const running = await start();
