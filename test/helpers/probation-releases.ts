@@ -3,7 +3,7 @@
  * watches for (a crash 2 s after ready, 500 to a third of requests, a health path that 404s, a
  * program that reports itself unhealthy), and a good one. `runRelease` is a run() bundle;
  * `execRelease` is a plain Node server on fd 3 for `overseer run`, with no overseer code.
- * Every answer is JSON with the pid and version that gave it, 500s too.
+ * Every answer is JSON with the pid and version that gave it, 500s too; GET /exit ends the process (code 9).
  */
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -20,6 +20,7 @@ const handler = (req, res) => {
     res.statusCode = mode === 'probe-404' ? 404 : 200;
     return res.end(body);
   }
+  if (req.url === '/exit') setImmediate(() => process.exit(9));
   served += 1;
   if (mode === 'errors-third' && served % 3 === 0) res.statusCode = 500;
   res.end(body);

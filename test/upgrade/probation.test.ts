@@ -123,6 +123,23 @@ describe('probation under run(): a new build that boots fine and then fails is r
     assert.equal(running.events.some((event) => event.type === 'upgrade-rolled-back' || event.type === 'probation-failed'), false);
   });
 
+  test('after a passed probation, a crash is the respawn policy\'s: the build stays', async () => {
+    const dir = tempDir('overseer-probation-');
+    const bundle = path.join(dir, 'app.mjs');
+    fs.writeFileSync(bundle, runRelease('1.0.0'));
+    const server = await releaseServer();
+    server.publish('/app.mjs', fs.readFileSync(bundle));
+    const running = await master(bundle, { APP_FETCH_URL: server.url('/app.mjs'), APP_OPTIONS: JSON.stringify({ probation: { duration: 1500 }, respawn: true }) });
+    server.publish('/app.mjs', runRelease('2.0.0'));
+    await running.waitFor('probation-passed', undefined, 30_000);
+    const from = running.events.length;
+    await ask(running.port, '127.0.0.1', '/exit').catch(() => {});
+    await running.waitFor('respawn-scheduled', undefined, 30_000);
+    await running.waitFor('handoff-completed', (event) => event.reason === 'respawn', 30_000);
+    assert.equal((await ask(running.port)).version, '2.0.0');
+    assert.equal(running.events.slice(from).some((event) => event.type === 'upgrade-rolled-back' || event.type === 'probation-failed'), false);
+  });
+
   test('a rollback whose previous build was deleted by hand leaves the new child serving, and says so', async () => {
     const { bundle, server, start } = await app();
     const running = await start();
