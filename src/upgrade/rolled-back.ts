@@ -5,8 +5,9 @@
  * The file is read as untrusted input: size-capped, each line checked, the rest ignored.
  */
 import { constants } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { isRunning } from './temps.js';
 
 /** What a rolled-back release is known by: its source id, its hashes, and the signature it came with. */
 export interface RolledBackEntry {
@@ -43,9 +44,20 @@ function parseEntry(line: string): RolledBackEntry | undefined {
   return { id, sha256: sha256 as string[], signature, at: typeof at === 'number' ? at : 0, cause: typeof cause === 'string' ? cause.slice(0, 64) : '' };
 }
 
+/** Removes the temps of writes whose process is gone (a kill -9 mid-write), as the version floor does. */
+async function removeDeadTemps(file: string): Promise<void> {
+  const prefix = `${path.basename(file)}.`;
+  for (const name of await readdir(path.dirname(file)).catch(() => [] as string[])) {
+    const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? Number(name.slice(prefix.length, -'.tmp'.length)) : Number.NaN;
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && isRunning(pid))) continue;
+    await unlink(path.join(path.dirname(file), name)).catch(() => {});
+  }
+}
+
 /** The entries on disk; a missing file is none, a damaged one is warned about and read as far as it is sound. */
 export async function readRolledBack(bundlePath: string, warn: (message: string) => void): Promise<RolledBackEntry[]> {
   const file = rolledBackFile(bundlePath);
+  await removeDeadTemps(file);
   let text: string;
   try {
     const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);

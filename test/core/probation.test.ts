@@ -124,8 +124,12 @@ describe('the rolled-back list beside the bundle', () => {
   test('an entry written is read back and refuses the release by id and by sha256, with its signature', async () => {
     const bundle = path.join(tempDir(), 'app.mjs');
     await addRolledBack(bundle, { id: 'etag-1', sha256: [sha('a'), sha('b')], signature: '-', at: 1, cause: 'exit' }, () => {});
+    // A write a kill -9 cut short (its pid gone) leaves a temp: the next read removes it.
+    const deadTemp = `${rolledBackFile(bundle)}.999999999.tmp`;
+    fs.writeFileSync(deadTemp, 'half');
     const entries = await readRolledBack(bundle, () => {});
     assert.equal(entries.length, 1);
+    assert.equal(fs.existsSync(deadTemp), false);
     const rejections = new Rejections();
     for (const entry of entries) rejections.restore(entry);
     const release = { source: 's', id: 'etag-1', open: async () => [] } as never;
