@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadAverage, quietWaited, root, setQuietGate, waitForQuiet } from './lib/procs.ts';
 import { assertBuilt, log, parseArgs, writeResult, type SectionOptions, type SectionResult } from './lib/section.ts';
 
-const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'upgrade', 'verify', 'unmodified', 'cli-startup'] as const;
+const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'upgrade', 'verify', 'unmodified', 'cli-startup', 'probation'] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 function sh(command: string, args: readonly string[]): string {
@@ -65,6 +65,7 @@ async function load(name: SectionName): Promise<(options: SectionOptions) => Pro
     case 'verify': return (await import('./verify.ts')).verifySection;
     case 'unmodified': return (await import('./unmodified.ts')).unmodifiedSection;
     case 'cli-startup': return (await import('./cli-startup.ts')).cliStartupSection;
+    case 'probation': return (await import('./probation.ts')).probationSection;
   }
 }
 

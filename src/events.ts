@@ -4,6 +4,7 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
+import type { ResponseCounts } from './protocol.js';
 
 export type OverseerEvent =
   | { type: 'master-started'; at: number; pid: number; addresses: string[]; bundlePath: string; sha256: string }
@@ -26,7 +27,36 @@ export type OverseerEvent =
       receivedSha256?: string | undefined; declaredSha256?: string | undefined; version?: string | undefined;
     }
   | { type: 'upgrade-applied'; at: number; source: string; sha256: string; version: string | undefined; timings: UpgradeTimings; restart: boolean }
-  | { type: 'upgrade-rolled-back'; at: number; source: string; sha256: string; error: string; code: 'ERR_OVERSEER_ROLLED_BACK' };
+  | {
+      type: 'upgrade-rolled-back'; at: number; source: string; sha256: string; error: string; code: 'ERR_OVERSEER_ROLLED_BACK';
+      /** Why: the new child never got ready, or (with `evidence`) it failed its probation. */
+      cause?: 'not-ready' | ProbationCause | undefined; evidence?: ProbationEvidence | undefined;
+    }
+  | { type: 'probation-started'; at: number; pid: number; sha256: string; durationMs: number; endsAt: number; watching: ProbationWatch[] }
+  | { type: 'probation-passed'; at: number; pid: number; sha256: string; durationMs: number; early: boolean; evidence: ProbationEvidence }
+  | { type: 'probation-failed'; at: number; pid: number; sha256: string; cause: ProbationCause; error: string; evidence: ProbationEvidence }
+  /** A failed probation whose previous build could not come back: the new build keeps serving. */
+  | { type: 'rollback-failed'; at: number; source: string; sha256: string; error: string; code: string };
+
+/** What a probation watches: exits always; responses and verdicts of run() children; the probe when configured. */
+export type ProbationWatch = 'exit' | 'responses' | 'verdict' | 'probe';
+
+export type ProbationCause = 'exit' | 'error-ratio' | 'probe' | 'unhealthy';
+
+/** What a probation saw, as the evidence of its verdict. */
+export interface ProbationEvidence {
+  readonly exitCode?: number | null | undefined;
+  readonly signal?: string | null | undefined;
+  /** Responses by status class since probation began (run() children). */
+  readonly responses?: ResponseCounts | undefined;
+  /** 5xx answers over all answers. */
+  readonly errorRatio?: number | undefined;
+  /** Consecutive failed probes, and what the last one got. */
+  readonly probeFailures?: number | undefined;
+  readonly probeError?: string | undefined;
+  /** What state.reportUnhealthy() said. */
+  readonly reason?: string | undefined;
+}
 
 export interface HandoffTimings {
   /** Decision to fork → the new child's 'ready'. */

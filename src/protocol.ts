@@ -34,14 +34,28 @@ export interface ListenerInfo {
 export type MasterMessage =
   | { overseer: typeof PROTOCOL; type: 'init'; generation: number; id: string; bundlePath: string; listeners: ListenerInfo[]; terminateTimeout: number }
   | { overseer: typeof PROTOCOL; type: 'listener'; generation: number; index: number }
-  | { overseer: typeof PROTOCOL; type: 'drain'; generation: number; reason: string };
+  | { overseer: typeof PROTOCOL; type: 'drain'; generation: number; reason: string }
+  /** Probation began (count responses and report them) or ended (stop counting). */
+  | { overseer: typeof PROTOCOL; type: 'probation'; generation: number; on: boolean };
+
+/** HTTP responses a child finished while on probation, by status class, since it began counting. */
+export interface ResponseCounts {
+  readonly '1xx': number;
+  readonly '2xx': number;
+  readonly '3xx': number;
+  readonly '4xx': number;
+  readonly '5xx': number;
+}
 
 /** child → master */
 export type ChildMessage =
   | { overseer: typeof PROTOCOL; type: 'hello'; pid: number }
   | { overseer: typeof PROTOCOL; type: 'ready' }
   | { overseer: typeof PROTOCOL; type: 'failed'; error: string }
-  | { overseer: typeof PROTOCOL; type: 'restart' };
+  | { overseer: typeof PROTOCOL; type: 'restart' }
+  | { overseer: typeof PROTOCOL; type: 'responses'; counts: ResponseCounts }
+  /** state.reportHealthy() / state.reportUnhealthy(reason). */
+  | { overseer: typeof PROTOCOL; type: 'health'; healthy: boolean; reason?: string };
 
 export function isProtocolMessage<T extends { type: string }>(message: unknown): message is T {
   return typeof message === 'object' && message !== null && (message as { overseer?: unknown }).overseer === PROTOCOL

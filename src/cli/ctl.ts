@@ -16,7 +16,8 @@ export const CTL_USAGE = `usage: overseer ctl COMMAND [--json] [--control PATH |
 Talks to a running \`overseer run\` master through its control socket.
 
 commands:
-  status    the children (pid, generation, phase), uptime, bundle, addresses, last handoff and upgrade
+  status    the children (pid, generation, phase), uptime, bundle, addresses, last handoff and upgrade,
+            the child on probation and the time left
   restart   a ready-first handoff; waits for it and prints the new child's pid, or why it failed
   stop      graceful stop: the children drain, then the master exits; waits until it has
   reopen    sends the reopen signal (default SIGUSR1) to the serving child, e.g. to reopen its logs
@@ -66,7 +67,8 @@ export function formatStatus(status: StatusAnswer, now = Date.now()): string {
   lines.push('children');
   if (status.children.length === 0) lines.push('  (none)');
   for (const child of [...status.children].sort((a, b) => b.generation - a.generation)) {
-    lines.push(`  pid ${child.pid}  generation ${child.generation}  ${child.phase.padEnd(8)}  ${child.serving ? 'serving ' : '        '}  up ${duration(now - child.forkedAt)}`);
+    const onProbation = status.probation?.pid === child.pid ? '  on probation' : '';
+    lines.push(`  pid ${child.pid}  generation ${child.generation}  ${child.phase.padEnd(8)}  ${child.serving ? 'serving ' : '        '}  up ${duration(now - child.forkedAt)}${onProbation}`);
   }
   const handoff = status.lastHandoff;
   if (!handoff) {
@@ -83,8 +85,12 @@ export function formatStatus(status: StatusAnswer, now = Date.now()): string {
     lines.push(`upgrade   applied ${duration(now - upgrade.at)} ago: ${upgrade.sha256.slice(0, 12)}${upgrade.version ? ` (version ${upgrade.version})` : ''} from ${upgrade.source}${upgrade.restart ? '' : ', runs at the next restart'}`);
   } else {
     const what = upgrade.type === 'upgrade-rejected' ? 'rejected' : 'rolled back';
-    lines.push(`upgrade   ${what} ${duration(now - upgrade.at)} ago: ${upgrade.sha256?.slice(0, 12) ?? 'release'} from ${upgrade.source}: ${upgrade.code}: ${upgrade.error}`);
+    const cause = upgrade.type === 'upgrade-rolled-back' && upgrade.cause !== undefined ? ` (${upgrade.cause})` : '';
+    lines.push(`upgrade   ${what} ${duration(now - upgrade.at)} ago: ${upgrade.sha256?.slice(0, 12) ?? 'release'} from ${upgrade.source}: ${upgrade.code}${cause}: ${upgrade.error}`);
   }
+  // The time left as the master counted it when it answered.
+  const probation = status.probation;
+  if (probation) lines.push(`probation child ${probation.pid} on probation, ${duration(probation.msLeft)} left (build ${probation.sha256.slice(0, 12)})`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -59,6 +59,11 @@ options (each overrides the same key of the config file):
   --check-timeout MS        time a release has to answer the check (default 5000)
   --max-bundle-size BYTES   largest release accepted (default 536870912)
   --keep-releases N         old release folders kept besides the live one and .previous (default 3)
+  --probation MS            a release must hold this long after its handoff or the previous build
+                            comes back (default 30000); --no-probation turns it off
+  --probe-path PATH         during probation, GET PATH through the listener; failures fail it
+  --probe-interval MS       time between probes (default 1000)
+  --probe-failures N        failed probes in a row that fail the probation (default 3)
   --control PATH            answer \`overseer ctl\` on this unix socket (mode 0600)
   --pid-file PATH           write the master's pid here; a second master on it refuses to start
   --debug                   print lifecycle events on stderr

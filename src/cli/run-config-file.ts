@@ -57,6 +57,7 @@ export const FILE_SPEC: OptionSpec = {
   terminateTimeout: CONFIG_SPEC.terminateTimeout!,
   readyTimeout: CONFIG_SPEC.readyTimeout!,
   respawn: CONFIG_SPEC.respawn!,
+  probation: CONFIG_SPEC.probation!,
   bundle: filePath,
   check: rules.boolean,
   preload: rules.boolean,
@@ -191,7 +192,7 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   if (data.fetch !== undefined) layer.fetch = fetchSpecOf(data, dir, names);
   if (given.control !== undefined) layer.control = path.resolve(dir, given.control);
   if (given.pidFile !== undefined) layer.pidFile = path.resolve(dir, given.pidFile);
-  for (const key of ['restartSignal', 'terminateTimeout', 'readyTimeout', 'minFetchInterval', 'checkTimeout', 'maxBundleSize', 'keepReleases', 'respawn', 'debug'] as const) {
+  for (const key of ['restartSignal', 'terminateTimeout', 'readyTimeout', 'minFetchInterval', 'checkTimeout', 'maxBundleSize', 'keepReleases', 'respawn', 'debug', 'probation'] as const) {
     if (data[key] !== undefined) config[key] = data[key];
   }
   if (given.verify) {

@@ -45,6 +45,11 @@ export const RUN_OPTIONS = {
   'keep-releases': { type: 'string' },
   control: { type: 'string' },
   'pid-file': { type: 'string' },
+  probation: { type: 'string' },
+  'no-probation': { type: 'boolean' },
+  'probe-path': { type: 'string' },
+  'probe-interval': { type: 'string' },
+  'probe-failures': { type: 'string' },
   debug: { type: 'boolean' },
   events: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -70,6 +75,11 @@ const FLAG_NAMES: Readonly<Record<string, string>> = {
   'verify.publicKey': '--public-key',
   'verify.allowDowngrade': '--allow-downgrade',
   bundlePath: '--bundle',
+  probation: '--probation',
+  'probation.duration': '--probation',
+  'probation.probe.path': '--probe-path',
+  'probation.probe.interval': '--probe-interval',
+  'probation.probe.failures': '--probe-failures',
 };
 
 /** The flag that sets a Config option. */
@@ -180,5 +190,26 @@ export function flagLayer(values: RunValues, command: string[]): Layer {
   if (values.control !== undefined) layer.control = path.resolve(values.control);
   if (values['pid-file'] !== undefined) layer.pidFile = path.resolve(values['pid-file']);
   if (values.debug) config.debug = true;
+  const probation = probationFlags(values);
+  if (probation !== undefined) config.probation = probation;
   return layer;
+}
+
+/** --probation MS, --no-probation and the --probe-* flags, as the "probation" of the config file. */
+function probationFlags(values: RunValues): false | Record<string, unknown> | undefined {
+  const duration = wholeNumber('probation', values.probation);
+  const probe: Record<string, unknown> = {};
+  if (values['probe-path'] !== undefined) probe.path = values['probe-path'];
+  const interval = wholeNumber('probe-interval', values['probe-interval']);
+  if (interval !== undefined) probe.interval = interval;
+  const failures = wholeNumber('probe-failures', values['probe-failures'], 'probes');
+  if (failures !== undefined) probe.failures = failures;
+  const probing = Object.keys(probe).length > 0;
+  if (values['no-probation']) {
+    if (duration !== undefined) throw contradict('--probation', '--no-probation');
+    if (probing) throw contradict('--probe-*', '--no-probation');
+    return false;
+  }
+  if (duration === undefined && !probing) return undefined;
+  return { ...(duration === undefined ? {} : { duration }), ...(probing ? { probe } : {}) };
 }

@@ -73,6 +73,27 @@ function withInsecureHttp(spec: FetchSpec | undefined, allow: boolean): FetchSpe
   return { ...spec, options: { ...spec.options, allowInsecureHttp: true }, names };
 }
 
+/** Whether the flags set this `probation…` option (they set all of it with --no-probation). */
+function probationFromFlags(given: unknown, option: string): boolean {
+  if (given === undefined) return false;
+  if (typeof given !== 'object' || given === null) return true;
+  let value: unknown = given;
+  for (const key of option.split('.').slice(1)) {
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return false;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return true;
+}
+
+/** The file's "probation" with the flags' over it: --no-probation wins; objects merge, probe too. */
+function mergeProbation(file: unknown, flags: unknown): unknown {
+  if (flags === undefined) return file;
+  if (flags === false || typeof file !== 'object' || file === null) return flags;
+  const [a, b] = [file as Record<string, unknown>, flags as Record<string, unknown>];
+  const probe = typeof a.probe === 'object' && a.probe !== null && b.probe !== undefined ? { ...a.probe, ...(b.probe as object) } : b.probe ?? a.probe;
+  return { ...a, ...b, ...(probe === undefined ? {} : { probe }) };
+}
+
 /** Which source gave each Config option: the flags when they set it, else the file. */
 function mergedNames(file: Layer | undefined, flags: Layer): OptionNames {
   const fromFlags = (option: string): boolean => {
@@ -80,6 +101,7 @@ function mergedNames(file: Layer | undefined, flags: Layer): OptionNames {
     if (top === 'addresses') return flags.listeners !== undefined;
     if (top === 'bundlePath') return flags.bundle !== undefined;
     if (top === 'verify') return Object.hasOwn((flags.config.verify as object | undefined) ?? {}, option.split('.')[1] ?? '');
+    if (top === 'probation') return probationFromFlags(flags.config.probation, option);
     return flags.config[top] !== undefined;
   };
   return optionNames('overseer run', (option) => (file === undefined || fromFlags(option) ? flags : file).name(option));
@@ -185,6 +207,7 @@ export async function loadRunSettings(argv: readonly string[]): Promise<RunSetti
       program: () => {},
       addresses: listeners.map((listener) => listener.address),
       ...(Object.keys(verify).length > 0 ? { verify } : {}),
+      probation: mergeProbation(file?.config.probation, flags.config.probation),
       bundlePath,
       ...(fetcher === undefined ? {} : { fetcher }),
       ...(values.events === true ? { onEvent: (event: OverseerEvent) => process.stderr.write(`${EVENT_LINE_PREFIX}${JSON.stringify(event)}\n`) } : {}),

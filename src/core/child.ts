@@ -10,6 +10,7 @@ import { exitProcess } from './exit.js';
 import type { RawHandle } from './listeners.js';
 import { childMessage, isProtocolMessage, type ListenerInfo, type MasterMessage } from '../protocol.js';
 import { createState } from './state.js';
+import { ResponseCounter } from './response-counter.js';
 
 /** Once drained, the child lets the event loop empty on its own for this long, then exits. */
 const EXIT_GRACE_MS = 1_000;
@@ -70,9 +71,15 @@ export async function runChild(config: ResolvedConfig): Promise<void> {
     return draining;
   };
 
+  // Counts responses only while the master says this child is on probation.
+  const counter = new ResponseCounter((counts) => send(childMessage({ type: 'responses', counts })));
   process.on('message', (message: unknown) => {
-    if (!isProtocolMessage<MasterMessage>(message) || message.type !== 'drain') return;
-    if (message.generation === init.generation) void drainAndExit(message.reason, init.terminateTimeout);
+    if (!isProtocolMessage<MasterMessage>(message) || message.generation !== init.generation) return;
+    if (message.type === 'drain') void drainAndExit(message.reason, init.terminateTimeout);
+    else if (message.type === 'probation') {
+      if (message.on) counter.start();
+      else counter.stop();
+    }
   });
   // The master forwards these; a detached child gets them once, from the master only.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -90,6 +97,7 @@ export async function runChild(config: ResolvedConfig): Promise<void> {
     bundlePath: init.bundlePath,
     shutdown: shutdown.signal,
     adopt: (server) => drainer.adopt(server),
+    report: (healthy, reason) => send(childMessage({ type: 'health', healthy, ...(reason === undefined ? {} : { reason }) })),
   });
 
   try {

@@ -11,7 +11,7 @@ import { OverseerError, describeError } from '../errors.js';
 import type { EventBody, Log } from '../events.js';
 import type { ResolvedConfig } from './config.js';
 import { codeForSignal } from './exit.js';
-import type { Launcher, LaunchContext, LaunchedChild } from './launch/launcher.js';
+import type { HealthReport, Launcher, LaunchContext, LaunchedChild } from './launch/launcher.js';
 
 export type ChildPhase = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -52,6 +52,8 @@ export interface ChildrenOptions {
   readonly onLost: (code: number) => void;
   /** Stopping, and the last child is gone: the master exits with `code`. */
   readonly onStopped: (code: number) => void;
+  /** A child reported its responses or a verdict (probation.ts judges them). */
+  readonly onReport?: (pid: number, report: HealthReport) => void;
 }
 
 interface Deferred<T> {
@@ -73,6 +75,7 @@ function deferred<T>(): Deferred<T> {
 interface ChildRecord {
   readonly process: ChildProcess;
   readonly drain: LaunchedChild['drain'];
+  readonly probation: LaunchedChild['probation'];
   readonly pid: number;
   readonly generation: number;
   readonly forkedAt: number;
@@ -178,6 +181,19 @@ export class Children {
     }));
   }
 
+  /** The serving child's pid, when one serves (or is starting as the first). */
+  get servingPid(): number | undefined {
+    return this.#current?.pid;
+  }
+
+  /** Tells a child its probation began or ended; false where its launcher has no channel. */
+  tellProbation(pid: number, on: boolean): boolean {
+    const record = [...this.#children].find((child) => child.pid === pid);
+    if (!record?.probation || record.phase === 'exited') return false;
+    record.probation(on);
+    return true;
+  }
+
   #afterHandoff(): void {
     this.#running = undefined;
     const queued = this.#queued;
@@ -229,9 +245,10 @@ export class Children {
       ready: () => void this.#move(record, { to: 'ready' }),
       failed: (message) => this.#fail(record, new OverseerError('ERR_OVERSEER_CHILD_FAILED', `child ${record.pid} failed in its program: ${message}`, { pid: record.pid })),
       restart: () => this.#options.onRestart(),
+      report: (report) => this.#options.onReport?.(record.pid, report),
     });
     const record: ChildRecord = {
-      process: launched.process, drain: launched.drain, pid: launched.process.pid ?? -1, generation, forkedAt: Date.now(),
+      process: launched.process, drain: launched.drain, probation: launched.probation?.bind(launched), pid: launched.process.pid ?? -1, generation, forkedAt: Date.now(),
       phase: 'starting', exit: undefined, failure: undefined, ready: deferred(), exited: deferred(), readyTimer: undefined, killTimer: undefined,
     };
     record.ready.promise.catch(() => {});

@@ -36,6 +36,33 @@ export interface VerifyOptions {
   readonly allowDowngrade?: boolean;
 }
 
+/** The probation of a new build after an upgrade's handoff (docs/probation.md). */
+export interface ProbationOptions {
+  /** How long the new build must hold, in ms, from the end of its handoff. @default 30000 */
+  readonly duration?: number;
+  /** Share of 5xx answers (0 to 1) above which a run() child fails; counted with no app code. @default 0.1 */
+  readonly maxErrorRatio?: number;
+  /** Answers needed before maxErrorRatio is judged. @default 20 */
+  readonly minRequests?: number;
+  /** An HTTP GET through the listening socket, for programs the master cannot see into. */
+  readonly probe?: ProbeOptions;
+}
+
+export interface ProbeOptions {
+  /** The path to GET, such as "/health"; a 2xx or 3xx answer passes. */
+  readonly path: string;
+  /** Time between probes, in ms. @default 1000 */
+  readonly interval?: number;
+  /** Consecutive failed probes that fail the probation. @default 3 */
+  readonly failures?: number;
+  /** Time a probe has to answer, in ms. @default 2000 */
+  readonly timeout?: number;
+  /** Which listener (its index in the addresses) to probe. @default 0 */
+  readonly listener?: number;
+}
+
+export type ResolvedProbation = Readonly<Required<Omit<ProbationOptions, 'probe'>>> & { readonly probe: Readonly<Required<ProbeOptions>> | undefined };
+
 export interface Config {
   /** The program; runs in the child. The child is ready when the returned promise resolves. */
   readonly program: (state: State) => unknown;
@@ -83,6 +110,8 @@ export interface Config {
   readonly keepReleases?: number;
   /** Aborting it stops the master gracefully, as SIGTERM does (read in the master only). */
   readonly signal?: AbortSignal;
+  /** After an upgrade's handoff, the new build must hold for a while or the previous one comes back. `false`: off. @default true */
+  readonly probation?: boolean | ProbationOptions;
 }
 
 export type ParsedAddress =
@@ -112,6 +141,7 @@ export interface ResolvedConfig {
   readonly checkTimeout: number;
   readonly keepReleases: number;
   readonly signal: AbortSignal | undefined;
+  readonly probation: ResolvedProbation | undefined;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -123,6 +153,8 @@ export const DEFAULTS = Object.freeze({
   checkTimeout: 5_000,
   keepReleases: 3,
   respawn: Object.freeze({ minDelay: 100, maxDelay: 10_000, maxCrashes: 5, window: 60_000 }),
+  probation: Object.freeze({ duration: 30_000, maxErrorRatio: 0.1, minRequests: 20 }),
+  probe: Object.freeze({ interval: 1_000, failures: 3, timeout: 2_000, listener: 0 }),
 });
 
 /** Signals that cannot serve as the restart signal: uncatchable, or reserved by Node. */
@@ -154,6 +186,23 @@ const VERIFY_SPEC: OptionSpec = {
   // Parsed (and its errors named) once, by normalizeConfig.
   publicKey: rule('a minisign public key (the base64 line or the whole .pub file)', (value) => typeof value === 'string'),
   allowDowngrade: flag,
+};
+
+const PROBE_SPEC: OptionSpec = {
+  path: required(rule('an absolute URL path such as "/health"', (value) => typeof value === 'string' && /^\/[\x21-\x7e]*$/.test(value))),
+  interval: rule('a duration in milliseconds > 0', (value) => isDuration(value) && (value as number) > 0),
+  failures: rule('a whole number >= 1', (value) => Number.isSafeInteger(value) && (value as number) >= 1),
+  timeout: rule('a duration in milliseconds > 0', (value) => isDuration(value) && (value as number) > 0),
+  listener: rule('a whole number >= 0 (an index into the addresses)', (value) => Number.isSafeInteger(value) && (value as number) >= 0),
+};
+
+const PROBATION_SPEC: OptionSpec = {
+  duration: rule('a duration in milliseconds > 0', (value) => isDuration(value) && (value as number) > 0),
+  maxErrorRatio: rule('a ratio from 0 to 1, such as 0.1', (value) => typeof value === 'number' && value >= 0 && value <= 1),
+  minRequests: rule('a whole number >= 1', (value) => Number.isSafeInteger(value) && (value as number) >= 1),
+  probe: withInner(rule('{ path, interval, failures, timeout, listener }', isPlainObject), (value, names, key) => {
+    assertOptions(nestedNames(names, key), value, PROBE_SPEC);
+  }),
 };
 
 function checkAddresses(value: unknown, names: OptionNames, key: string): void {
@@ -206,6 +255,9 @@ export const CONFIG_SPEC: OptionSpec = {
   checkTimeout: duration,
   keepReleases: rule('a whole number of release folders, 0 or more', (value) => Number.isSafeInteger(value) && (value as number) >= 0),
   signal: rule('an AbortSignal (such as new AbortController().signal)', (value) => value instanceof AbortSignal),
+  probation: withInner(rule('true, false or { duration, maxErrorRatio, minRequests, probe }', (value) => typeof value === 'boolean' || isPlainObject(value)), (value, names, key) => {
+    if (isPlainObject(value)) assertOptions(nestedNames(names, key), value, PROBATION_SPEC);
+  }),
 };
 
 /** A fetcher may be a class instance, so any non-null object (not only a plain one). */
@@ -318,7 +370,16 @@ export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES):
     checkTimeout: config.checkTimeout ?? DEFAULTS.checkTimeout,
     keepReleases: config.keepReleases ?? DEFAULTS.keepReleases,
     signal: config.signal,
+    probation: resolveProbation(config.probation),
   });
+}
+
+/** Probation is on unless `false`; an object overrides the defaults it names. */
+export function resolveProbation(given: boolean | ProbationOptions | undefined): ResolvedProbation | undefined {
+  if (given === false) return undefined;
+  const options = given === true || given === undefined ? {} : given;
+  const probe = options.probe === undefined ? undefined : Object.freeze({ ...DEFAULTS.probe, ...definedOnly(options.probe) });
+  return Object.freeze({ ...DEFAULTS.probation, ...definedOnly({ ...options, probe: undefined }), probe }) as ResolvedProbation;
 }
 
 /** An options object without its keys set to undefined (undefined counts as absent). */

@@ -16,6 +16,8 @@ import { Children, type ChildSnapshot, type HandoffResult } from './children.js'
 import { Respawner } from './respawn.js';
 import { watchParent } from './orphan.js';
 import type { UpgradeHost } from '../upgrade/host.js';
+import { Probation, type ProbationStatus, type ProbationVerdict } from './probation.js';
+import type { HealthReport } from './launch/launcher.js';
 
 export type { ChildPhase, HandoffResult } from './children.js';
 
@@ -56,6 +58,8 @@ export interface MasterStatus {
   readonly children: readonly ChildSnapshot[];
   readonly lastHandoff: Extract<OverseerEvent, { type: 'handoff-completed' | 'handoff-failed' }> | undefined;
   readonly lastUpgrade: Extract<OverseerEvent, { type: 'upgrade-applied' | 'upgrade-rejected' | 'upgrade-rolled-back' }> | undefined;
+  /** The child on probation and the time left, while one is. */
+  readonly probation?: ProbationStatus | undefined;
 }
 
 export class Master implements UpgradeHost {
@@ -76,6 +80,9 @@ export class Master implements UpgradeHost {
   #lastHandoff: MasterStatus['lastHandoff'];
   #lastUpgrade: MasterStatus['lastUpgrade'];
   #exiting = false;
+  #probation: Probation | undefined;
+  /** Each live child's last verdict (reportHealthy/reportUnhealthy): one given before its probation began still counts. */
+  readonly #verdicts = new Map<number, HealthReport>();
 
   constructor(options: MasterOptions) {
     const { config, log } = options;
@@ -97,6 +104,7 @@ export class Master implements UpgradeHost {
         this.#lastUpgrade = { ...body, at: Date.now() } as MasterStatus['lastUpgrade'];
       }
       emit(body);
+      this.#watch(body);
     };
     this.#children = new Children({
       config, launcher: options.launcher, log, emit: this.emit,
@@ -104,6 +112,10 @@ export class Master implements UpgradeHost {
       onRestart: () => this.#restart(undefined, 'child-request'),
       onLost: (code) => this.#lost(code),
       onStopped: (code) => void this.#exit(code, 'shutdown'),
+      onReport: (pid, report) => {
+        if (report.type === 'health') this.#verdicts.set(pid, report);
+        this.#probation?.report(pid, report);
+      },
     });
     this.#respawner = config.respawn && new Respawner({
       limits: config.respawn, log, emit: this.emit,
@@ -185,6 +197,56 @@ export class Master implements UpgradeHost {
     return this.#children.handoff(reason);
   }
 
+  get serving(): boolean {
+    return this.#children.serving;
+  }
+
+  /**
+   * The probation of the build just handed off to (see probation.ts). While it runs, the
+   * serving child's crash is its verdict, not a respawn: the upgrader rolls back.
+   */
+  probation(): Promise<ProbationVerdict> {
+    const settings = this.#config.probation;
+    const pid = this.#children.servingPid;
+    if (!settings || this.stopping) return Promise.resolve({ outcome: settings ? 'stopped' : 'passed' });
+    if (pid === undefined) {
+      return Promise.resolve({ outcome: 'failed', cause: 'exit', error: 'the new child exited right after its handoff', evidence: {} });
+    }
+    const reports = this.#children.tellProbation(pid, true);
+    const probation = new Probation({
+      settings, pid, sha256: this.#sha256, listeners: this.#listeners.map((listener) => listener.info), reports, emit: this.emit, log: this.#log,
+    });
+    this.#probation = probation;
+    const early = this.#verdicts.get(pid);
+    if (early) probation.report(pid, early);
+    void probation.done.then(() => {
+      if (this.#probation === probation) this.#probation = undefined;
+      this.#children.tellProbation(probation.pid, false);
+    });
+    return probation.done;
+  }
+
+  /** A newer release supersedes the build on probation: it ends without a verdict. */
+  endProbation(): void {
+    if (this.#probation?.active) this.#log.debug(`the probation of child ${this.#probation.pid} ends: a newer release supersedes it`);
+    this.#probation?.stop();
+  }
+
+  /** What a probation learns from the master's own events: exits it did not ask for, a restart's new child. */
+  #watch(body: EventBody): void {
+    if (body.type === 'child-exited') this.#verdicts.delete(body.pid);
+    const probation = this.#probation;
+    if (!probation?.active) return;
+    if (body.type === 'child-exited' && !body.expected) probation.exited(body.pid, body.code, body.signal);
+    // A restart during probation: the new child runs the same build and is watched in its turn.
+    if (body.type === 'child-ready' && body.pid !== probation.pid) {
+      this.#children.tellProbation(body.pid, true);
+      probation.follow(body.pid);
+      const early = this.#verdicts.get(body.pid);
+      if (early) probation.report(body.pid, early);
+    }
+  }
+
   /** Polls the release source now. False when this master has none. */
   pollNow(): boolean {
     if (!this.#poller) return false;
@@ -200,6 +262,8 @@ export class Master implements UpgradeHost {
 
   /** The serving child is gone outside a handoff: respawn with backoff, or exit with its code. */
   #lost(code: number): void {
+    // On probation, the crash is the verdict: the upgrader brings the previous build back.
+    if (this.#probation) return;
     if (!this.#respawner || this.stopping) void this.#exit(code, 'child-exited');
     else if (!this.#respawner.crashed()) void this.#exit(code, 'crash-loop');
   }
@@ -215,6 +279,7 @@ export class Master implements UpgradeHost {
       children: this.#children.list(),
       lastHandoff: this.#lastHandoff,
       lastUpgrade: this.#lastUpgrade,
+      probation: this.#probation?.active ? this.#probation.status() : undefined,
     };
   }
 
@@ -230,6 +295,7 @@ export class Master implements UpgradeHost {
 
   /** Graceful stop: every child drains (SIGKILL at terminateTimeout), then the master exits. */
   shutdown(signal: NodeJS.Signals | undefined): void {
+    this.#probation?.stop();
     if (!this.stopping) {
       this.#respawner?.cancel();
       this.#log.debug(`shutting down (${signal ?? 'requested'})`);

@@ -40,6 +40,13 @@ export interface State {
    * served through a new http.Server.
    */
   listen(server: Listenable, index?: number): Promise<net.Server>;
+  /**
+   * The program's own verdict on a new build during its probation (docs/probation.md):
+   * reportHealthy() ends the probation early as passed; outside a probation both are no-ops.
+   */
+  reportHealthy(): void;
+  /** Fails the probation now, with `reason` as the evidence: the previous build comes back. */
+  reportUnhealthy(reason: string): void;
 }
 
 /** Turns a request handler into an http.Server; leaves servers as they are. */
@@ -71,11 +78,13 @@ export interface StateFields {
   readonly shutdown: AbortSignal;
   /** Called with each server state.listen() is about to start, before it listens. */
   readonly adopt?: (server: net.Server) => void;
+  /** Passes reportHealthy()/reportUnhealthy() to the master. */
+  readonly report?: (healthy: boolean, reason: string | undefined) => void;
 }
 
 /** The frozen State a program receives, in a child or in the in-process fallback. */
 export function createState(fields: StateFields): State {
-  const { listeners, addresses, adopt } = fields;
+  const { listeners, addresses, adopt, report } = fields;
   return Object.freeze({
     enabled: fields.enabled,
     id: fields.id,
@@ -98,6 +107,13 @@ export function createState(fields: StateFields): State {
       const server = toServer(target);
       adopt?.(server);
       return listenOn(server, listener);
+    },
+    reportHealthy(): void {
+      report?.(true, undefined);
+    },
+    reportUnhealthy(reason: string): void {
+      // The reason travels to the master's events and logs: bounded, whatever the program passes.
+      report?.(false, String(reason).slice(0, 1000));
     },
   });
 }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseAddress, splitListen } from '../core/config.js';
+import { CONFIG_SPEC, parseAddress, resolveProbation, splitListen, type ProbationOptions, type ResolvedProbation } from '../core/config.js';
 import { OverseerError, describeError } from '../errors.js';
 import { parsePublicKey } from '../upgrade/minisign.js';
 import { assertOptions, optionNames, rule, rules, withInner, type OptionSpec } from '../options.js';
@@ -33,6 +33,8 @@ export interface AppConfig {
   readonly stopSignal: NodeJS.Signals | undefined;
   /** The listen preload for a Node command (`overseer run --no-preload` when false). @default true */
   readonly preload: boolean;
+  /** After a release's handoff, the new child must hold (exit, probe) or the previous release comes back. Off unless given. */
+  readonly probation: ResolvedProbation | undefined;
 }
 
 const MAX_MS = 2 ** 31 - 1;
@@ -65,6 +67,7 @@ const SPEC: OptionSpec = {
   terminateTimeout: milliseconds,
   stopSignal: rule('a signal name such as "SIGTERM"', isSignalName),
   preload: rules.boolean,
+  probation: CONFIG_SPEC.probation!,
 };
 
 /** Reads and checks `<appDir>/app.json`. Throws ERR_OVERSEER_INVALID_CONFIG naming the file and the field. */
@@ -105,5 +108,7 @@ export function parseAppConfig(json: unknown, label: string): AppConfig {
     terminateTimeout: given.terminateTimeout as number | undefined,
     stopSignal: given.stopSignal as NodeJS.Signals | undefined,
     preload: given.preload !== false,
+    // Off unless given: a deploy command waits for the verdict.
+    probation: given.probation === undefined ? undefined : resolveProbation(given.probation as boolean | ProbationOptions),
   });
 }

@@ -98,11 +98,15 @@ export class AppMasters {
     });
   }
 
-  /** The restart signal to the master (only the master: its children run in groups of their own). */
-  handoff(app: App, config: AppConfig): Promise<void> {
+  /** The restart signal to the master (only the master: its children run in groups of their own); resolves with the new child's pid. */
+  async handoff(app: App, config: AppConfig): Promise<number> {
     const timeout = (config.readyTimeout ?? DEFAULTS.readyTimeout) + (config.terminateTimeout ?? DEFAULTS.terminateTimeout) + WAIT_MARGIN;
-    return watchMaster(app, timeout, 'handoff', (event) => {
-      if (event.type === 'handoff-completed' && event.reason === 'signal') return true;
+    let to = 0;
+    await watchMaster(app, timeout, 'handoff', (event) => {
+      if (event.type === 'handoff-completed' && event.reason === 'signal') {
+        to = event.to;
+        return true;
+      }
       if (event.type === 'handoff-failed' && event.reason === 'signal') return new OverseerError('ERR_OVERSEER_CHILD_FAILED', event.error);
       return undefined;
     }, () => {
@@ -110,6 +114,7 @@ export class AppMasters {
       if (pid === undefined) throw new OverseerError('ERR_OVERSEER_PROCESS_NOT_RUNNING', 'its overseer run process is not running');
       process.kill(pid, DEFAULTS.restartSignal);
     });
+    return to;
   }
 
   /** Starts the app's master and waits for its first child to be ready. */
@@ -153,6 +158,7 @@ export class AppMasters {
       this.#host.emit({ type: 'master-event', app: line.id, event });
       if (event.type === 'master-started' && app) {
         app.masterPid = line.pid;
+        app.addresses = event.addresses;
         this.#host.emit({ type: 'app-listening', app: line.id, pid: line.pid, addresses: event.addresses });
       }
       if (event.type === 'child-ready') this.#host.emit({ type: 'app-ready', app: line.id, pid: event.pid, generation: event.generation });

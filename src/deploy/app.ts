@@ -5,7 +5,7 @@
 import type fs from 'node:fs';
 import path from 'node:path';
 import { isOverseerError, type ErrorCode } from '../errors.js';
-import type { OverseerEvent } from '../events.js';
+import type { OverseerEvent, ProbationCause, ProbationEvidence } from '../events.js';
 import type { ProcessState } from '../supervisor/supervisor.js';
 
 export const DEPLOY_DEFAULTS = Object.freeze({ archives: 5, poll: 1000 });
@@ -38,6 +38,11 @@ export type DeployEvent = { readonly at: number; readonly app: string } & (
   | { readonly type: 'command-done'; readonly command: string; readonly detail: string }
   | { readonly type: 'command-failed'; readonly command: string; readonly error: string; readonly code: string }
   | { readonly type: 'master-event'; readonly event: OverseerEvent }
+  /** The probation of a release (app.json "probation"): started, passed, or failed with its evidence. */
+  | {
+      readonly type: 'release-probation'; readonly outcome: 'started' | 'passed' | 'failed'; readonly pid: number; readonly durationMs: number;
+      readonly cause?: ProbationCause | undefined; readonly error?: string | undefined; readonly evidence?: ProbationEvidence | undefined;
+    }
 );
 
 export type EventBody = DeployEvent extends infer E ? (E extends DeployEvent ? Omit<E, 'at'> : never) : never;
@@ -64,6 +69,8 @@ export interface App {
   readonly reported: Set<string>;
   /** Pid of the master once it reported master-started (it handles the restart signal from then). */
   masterPid: number | undefined;
+  /** The addresses its master bound (real ports), from master-started. */
+  addresses: readonly string[];
   readonly listeners: Set<(news: MasterNews) => void>;
   watcher: fs.FSWatcher | undefined;
 }
@@ -76,7 +83,7 @@ export function newApp(root: string, name: string): App {
     release: path.join(dir, 'release'),
     archive: path.join(dir, 'archive'),
     command: path.join(dir, 'command'),
-    wanted: true, queue: Promise.resolve(), busy: new Set(), waiting: undefined, reported: new Set(), masterPid: undefined,
+    wanted: true, queue: Promise.resolve(), busy: new Set(), waiting: undefined, reported: new Set(), masterPid: undefined, addresses: [],
     listeners: new Set(), watcher: undefined,
   };
 }

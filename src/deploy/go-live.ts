@@ -12,7 +12,9 @@ import { DEPLOY_DEFAULTS, codeOf, type App, type DeployOptions, type EventBody }
 import { checkAppFolders, checkFolder, emptyRelease } from './folders.js';
 import { FAILED_SUFFIX, ROLLED_BACK_SUFFIX, newArchivePath, newestGoodArchive, pruneArchives, releaseCompleteness, verifyRelease } from './release.js';
 import { openStaged, stageCopy } from './staging.js';
-import { OverseerError, describeError } from '../errors.js';
+import { OverseerError, describeError, isOverseerError } from '../errors.js';
+import type { ResolvedProbation } from '../core/config.js';
+import { watchProbation } from './probation.js';
 
 /** What going live needs from the deployment. */
 export interface GoLiveHost {
@@ -96,17 +98,27 @@ async function goLive(
   // release/ emptied: a failure to do so is said, and the release goes on.
   await moved?.().catch((error: unknown) => host.emit({ type: 'app-error', app: app.name, error: describeError(error), code: codeOf(error) }));
   app.wanted = true;
+  let failedProbation = false;
   try {
-    if (live) await masters.handoff(app, config);
-    else await masters.startAndWaitReady(app, config);
+    if (live) {
+      const pid = await masters.handoff(app, config);
+      if (config.probation) await probation(host, app, config.probation, pid, archived !== undefined);
+    } else await masters.startAndWaitReady(app, config);
   } catch (error) {
+    failedProbation = isOverseerError(error) && error.code === 'ERR_OVERSEER_PROBATION_FAILED';
     const failed = newArchivePath(app.archive, FAILED_SUFFIX);
     if (!live && masters.isActive(app)) await masters.stop(app);
     await fs.promises.rename(app.current, failed);
     if (archived) await fs.promises.rename(archived, app.current);
     let after = 'the previous release is current again';
     if (!archived) after = 'there is no previous release to go back to';
-    else if (live && app.masterPid !== undefined) after += ' and kept serving';
+    else if (failedProbation) {
+      // The failed release serves: the previous one is handed back to, ready-first.
+      after = await masters.handoff(app, config).then(
+        () => 'the previous release is current again and serves',
+        (handoffError: unknown) => `the previous release is current again, but it did not take over: ${describeError(handoffError)}`,
+      );
+    } else if (live && app.masterPid !== undefined) after += ' and kept serving';
     else if (!host.stopping() && !masters.isActive(app)) {
       after += ' and was started again';
       await masters.start(app).catch((startError: unknown) => {
@@ -116,12 +128,27 @@ async function goLive(
     await prune(host, app, config);
     throw new OverseerError(
       'ERR_OVERSEER_ROLLED_BACK',
-      `${what} did not get ready (${describeError(error)}); ${after}; the failed one is archive/${path.basename(failed)}`,
+      `${what} ${failedProbation ? 'failed its probation' : 'did not get ready'} (${describeError(error)}); ${after}; the failed one is archive/${path.basename(failed)}`,
       { subject: failed, cause: error },
     );
   }
   await prune(host, app, config);
   return { archived: archived && fs.existsSync(archived) ? archived : undefined };
+}
+
+/** The probation of the child that took over (probation.ts); throws ERR_OVERSEER_PROBATION_FAILED with the evidence. */
+async function probation(host: GoLiveHost, app: App, settings: ResolvedProbation, pid: number, canRollBack: boolean): Promise<void> {
+  const started = Date.now();
+  host.emit({ type: 'release-probation', app: app.name, outcome: 'started', pid, durationMs: settings.duration });
+  const failure = await watchProbation(app, settings, pid, app.addresses);
+  const durationMs = Date.now() - started;
+  if (!failure) {
+    host.emit({ type: 'release-probation', app: app.name, outcome: 'passed', pid, durationMs });
+    return;
+  }
+  host.emit({ type: 'release-probation', app: app.name, outcome: 'failed', pid, durationMs, ...failure });
+  if (!canRollBack) return;
+  throw new OverseerError('ERR_OVERSEER_PROBATION_FAILED', failure.error, { subject: app.current });
 }
 
 async function prune(host: GoLiveHost, app: App, config: AppConfig): Promise<void> {

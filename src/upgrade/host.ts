@@ -6,6 +6,7 @@ import type { ResolvedConfig } from '../core/config.js';
 import type { OverseerError } from '../errors.js';
 import type { EventBody, Log } from '../events.js';
 import type { CheckAnswer } from '../protocol.js';
+import type { ProbationVerdict } from '../core/probation.js';
 
 /** The settings the pipeline reads: verification, limits, hooks and the installed version. */
 export type UpgradeSettings = Pick<
@@ -28,6 +29,19 @@ export interface UpgradeHost {
   setBundle(sha256: string): void;
   /** The echo-token check of a staged release, run the way children are run. */
   check(path: string, timeout: number): Promise<CheckAnswer>;
-  /** A ready-first handoff onto the installed bundle. */
-  handoff(reason: 'upgrade'): Promise<HandoffOutcome>;
+  /**
+   * A ready-first handoff onto the installed bundle: 'upgrade' after a swap, 'rollback' after a
+   * failed probation restored the previous build, 'respawn' when a rollback could not restore it.
+   */
+  handoff(reason: 'upgrade' | 'rollback' | 'respawn'): Promise<HandoffOutcome>;
+  /**
+   * Watches the child just handed off to for the probation (core/probation.ts) and resolves with
+   * the verdict; 'passed' at once when probation is off. While it runs, a crash of that child is
+   * left to the verdict (no respawn).
+   */
+  probation(): Promise<ProbationVerdict>;
+  /** Ends the probation under way without a verdict (a newer release supersedes it). */
+  endProbation(): void;
+  /** True while nothing serves (the failed child crashed). */
+  readonly serving: boolean;
 }

@@ -18,7 +18,8 @@ export interface Evidence {
   readonly sha256?: string | undefined;
 }
 
-function signatureKey(release: Release): string {
+/** sha256 of the signature a release came with, or '-': the part of every key that says "signed this way". */
+export function signatureKey(release: Release): string {
   return release.signature === undefined ? '-' : createHash('sha256').update(release.signature).digest('hex');
 }
 
@@ -38,6 +39,12 @@ export class Rejections {
     for (const sha of [evidence.rawSha256, evidence.sha256]) {
       if (sha !== undefined) this.#bytes.add(`${sha.toLowerCase()}\n${signature}`);
     }
+  }
+
+  /** A refusal read back from disk (rolled-back.ts): its id and hashes, with the signature key it was refused under. */
+  restore(entry: { readonly id?: string | undefined; readonly sha256: readonly string[]; readonly signature: string }): void {
+    if (entry.id !== undefined) this.#ids.add(`${entry.id}\n${entry.signature}`);
+    for (const sha of entry.sha256) this.#bytes.add(`${sha.toLowerCase()}\n${entry.signature}`);
   }
 
   /** Before download: the same id and signature, or a declared sha256 whose bytes were refused. */

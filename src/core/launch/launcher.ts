@@ -5,7 +5,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { BoundListener } from '../listeners.js';
-import type { CheckAnswer } from '../../protocol.js';
+import type { CheckAnswer, ResponseCounts } from '../../protocol.js';
+
+/** What a child says of its own health while on probation (launchers with a channel only). */
+export type HealthReport =
+  | { readonly type: 'responses'; readonly counts: ResponseCounts }
+  | { readonly type: 'health'; readonly healthy: boolean; readonly reason: string | undefined };
 
 export interface LaunchContext {
   readonly generation: number;
@@ -21,12 +26,16 @@ export interface LaunchEvents {
   ready(): void;
   failed(message: string): void;
   restart(): void;
+  /** The child reported responses or a verdict (probation). */
+  report?(report: HealthReport): void;
 }
 
 export interface LaunchedChild {
   readonly process: ChildProcess;
   /** Asks a ready child to drain gracefully; it exits once drained. */
   drain(reason: string): void;
+  /** Tells the child its probation began or ended; absent where there is no channel (exec). */
+  probation?(on: boolean): void;
 }
 
 export interface Launcher {

@@ -64,10 +64,19 @@ export class NodeLauncher implements Launcher {
         case 'restart':
           events.restart();
           break;
+        case 'responses':
+          events.report?.({ type: 'responses', counts: message.counts });
+          break;
+        case 'health':
+          events.report?.({ type: 'health', healthy: message.healthy === true, reason: typeof message.reason === 'string' ? message.reason.slice(0, 1000) : undefined });
+          break;
       }
     });
     return {
       process: child,
+      probation(on) {
+        send(masterMessage({ type: 'probation', generation: context.generation, on }));
+      },
       drain(reason) {
         if (!child.connected) {
           child.kill('SIGTERM');
