@@ -11,7 +11,7 @@ import { EVENT_LINE_PREFIX } from '../src/protocol.ts';
 import { now, sleep } from './lib/clock.ts';
 import { startBare, startPm2, type Contender, type Restart } from './lib/contenders.ts';
 import { distDir } from './lib/apps.ts';
-import { runLoad } from './lib/load.ts';
+import { runLoad } from '../src/check/load.ts';
 import { Pm2 } from './lib/pm2.ts';
 import { benchDir, freePort, spawnTracked, stopChild, trackPid, waitForQuiet, waitGone } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';

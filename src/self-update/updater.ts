@@ -150,8 +150,11 @@ async function poll(settings: SelfUpdateSettings, options: SelfUpdateOptions): P
         const { command, args } = commandFor(file, []);
         return runEchoCheck({ file, timeout, command, args, advice: `${NODE_CHECK_ADVICE} (or selfUpdating() from overseer/self-update)` });
       },
-      // No children: the next run of the tool is the handoff.
+      // No children: the next run of the tool is the handoff, and there is nothing to watch after it.
       handoff: async () => ({ ok: true }),
+      probation: async () => ({ outcome: 'passed' }),
+      endProbation() {},
+      serving: true,
     };
     const upgrader = new Upgrader(host, config, fetcher);
     await upgrader.prepare();
