@@ -165,7 +165,13 @@ export class ManifestFetcher implements Fetcher {
     this.#choice = choice;
     this.#announce(manifest, choice, context.emit);
     if (choice.action === 'stay' || choice.release === undefined) return { type: 'none' };
-    return { type: 'update', release: this.#release(manifest, choice.release, choice.action !== 'upgrade') };
+    try {
+      return { type: 'update', release: this.#release(manifest, choice.release, choice.action !== 'upgrade') };
+    } catch (error) {
+      // The source cannot hold that path (a GitHub asset in a folder).
+      this.#refuse(error, context.emit);
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
@@ -191,11 +197,14 @@ export class ManifestFetcher implements Fetcher {
     return { id: located.id, manifest: parseManifest(bytes.toString('utf8'), this.#transport.source) };
   }
 
-  /** The running version: the release whose sha256 is the running bundle's, else what the master says. */
+  /** The running version: the release (of any channel) whose sha256 is the running bundle's, else what the master says. */
   #currentVersion(manifest: Manifest, context: FetchContext): string | undefined {
-    const channel = Object.hasOwn(manifest.channels, this.#channel) ? manifest.channels[this.#channel] : undefined;
-    const running = channel?.releases.find((release) => release.sha256 === context.currentSha256);
-    return running?.version ?? context.currentVersion;
+    // Any channel: after a channel switch the running build is listed in the old one.
+    for (const channel of Object.values(manifest.channels)) {
+      const running = channel.releases.find((release) => release.sha256 === context.currentSha256);
+      if (running !== undefined) return running.version;
+    }
+    return context.currentVersion;
   }
 
   #release(manifest: Manifest, chosen: ManifestRelease, downgrade: boolean): Release {
