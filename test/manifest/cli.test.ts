@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { createMinisignKey } from '../../support/minisign.ts';
 import { cleanupCli, cli, getJson, runCli, scratch } from '../helpers/cli.ts';
 import { fixture, root, until } from '../helpers/master.ts';
-import { publish, type Put } from './publish.ts';
+import { publish, type Put } from '../../support/manifest-publish.ts';
 
 after(cleanupCli);
 
