@@ -132,6 +132,18 @@ describe('ManifestFetcher over HTTP', () => {
     }
   });
 
+  test('a manifest or signature far larger than a manifest is refused before it is read', async () => {
+    const server = await releaseServer();
+    server.publishGenerated('/big/manifest.json', 50 * 1024 * 1024);
+    server.publish('/big/manifest.json.minisig', 'x');
+    const h = harness();
+    assert.equal(await codeOf(h.poll(make({ http: { url: server.url('/big/manifest.json') } }))), 'ERR_OVERSEER_MANIFEST_INVALID');
+    assert.ok(!server.requests.some((r) => r.method === 'GET'), 'its size in the HEAD was enough');
+    server.publish('/big2/manifest.json', '{}');
+    server.publishGenerated('/big2/manifest.json.minisig', 10 * 1024 * 1024);
+    assert.equal(await codeOf(h.poll(make({ http: { url: server.url('/big2/manifest.json') } }))), 'ERR_OVERSEER_MANIFEST_INVALID');
+  });
+
   test('an expired manifest and a replayed older one are refused; the sequence survives a restart', async () => {
     const server = await releaseServer();
     const put: Put = (p, body) => void server.publish(`/r/${p}`, body);
