@@ -79,6 +79,8 @@ export class ManifestFetcher implements Fetcher {
   #stateRead = false;
   /** The last manifest accepted, and the identity of the bytes it came from. */
   #accepted: { readonly id: string | undefined; readonly manifest: Manifest } | undefined;
+  /** What the last manifest and signature read (by their ids) came to: a manifest, or a refusal. */
+  #lastRead: { readonly key: string; readonly manifest: Manifest } | { readonly key: string; readonly error: unknown } | undefined;
   #choice: ReleaseChoice | undefined;
   #refused: ManifestStatus['refused'];
   #said = '';
@@ -180,12 +182,30 @@ export class ManifestFetcher implements Fetcher {
     }
     const located = await this.#transport.manifest.locate(signal);
     if (located.id !== undefined && located.id === this.#accepted?.id) return this.#accepted;
-    const bytes = await readSmall(located, MAX_MANIFEST_BYTES, 'manifest', signal);
-    const signatureText = (await readSmall(await this.#transport.signature.locate(signal), MAX_SIGNATURE_BYTES, 'manifest signature', signal)).toString('utf8');
-    // Only signed bytes are parsed.
-    const signature = parseSignature(signatureText, this.#transport.signature.source);
-    verifySignature(pickKey(keys, signature), signature, { bytes });
-    return { id: located.id, manifest: parseManifest(bytes.toString('utf8'), this.#transport.source) };
+    const signatureLocated = await this.#transport.signature.locate(signal);
+    // The same manifest and signature as last time (an expired or replayed manifest, a bad
+    // signature not yet fixed): the same verdict, for two HEADs instead of four requests.
+    const key = located.id !== undefined && signatureLocated.id !== undefined ? `${located.id}\n${signatureLocated.id}` : undefined;
+    const known = this.#lastRead;
+    if (key !== undefined && known?.key === key) {
+      if ('error' in known) throw known.error;
+      return { id: located.id, manifest: known.manifest };
+    }
+    try {
+      const bytes = await readSmall(located, MAX_MANIFEST_BYTES, 'manifest', signal);
+      const signatureText = (await readSmall(signatureLocated, MAX_SIGNATURE_BYTES, 'manifest signature', signal)).toString('utf8');
+      // Only signed bytes are parsed.
+      const signature = parseSignature(signatureText, this.#transport.signature.source);
+      verifySignature(pickKey(keys, signature), signature, { bytes });
+      const manifest = parseManifest(bytes.toString('utf8'), this.#transport.source);
+      this.#lastRead = key === undefined ? undefined : { key, manifest };
+      return { id: located.id, manifest };
+    } catch (error) {
+      // Only a verdict on these bytes is kept, never a network failure.
+      const verdict = isOverseerError(error) && /^ERR_OVERSEER_(MANIFEST_|SIGNATURE_)/.test(error.code);
+      this.#lastRead = key !== undefined && verdict ? { key, error } : undefined;
+      throw error;
+    }
   }
 
   /** The running version: the release (of any channel) whose sha256 is the running bundle's, else what the master says. */

@@ -163,6 +163,10 @@ describe('ManifestFetcher over HTTP', () => {
     const refused = h.events.findLast((event) => event.type === 'manifest-refused');
     assert.ok(refused?.type === 'manifest-refused' && refused.field === 'expires');
     assert.equal(fs.readFileSync(sequenceFile(h.bundle), 'utf8'), '{"sequence":6}\n');
+    // Polled again unchanged, the refused manifest costs two HEADs and gets the same verdict.
+    const before = server.requests.length;
+    assert.equal(await codeOf(h.poll(fetcher)), 'ERR_OVERSEER_MANIFEST_EXPIRED');
+    assert.deepEqual(server.requests.slice(before).map((r) => `${r.method} ${r.path}`), ['HEAD /r/manifest.json', 'HEAD /r/manifest.json.minisig']);
   });
 
   test('staged rollout by bucket, pull-back as the one sanctioned downgrade, and no silent downgrade on a channel switch', async () => {
