@@ -91,6 +91,8 @@ export function fetchSpecOf(data: Record<string, unknown>, dir: string, names: O
   const [source, options] = Object.entries(data.fetch as Record<string, Record<string, unknown>>)[0] as [FetchSource, Record<string, unknown>];
   const resolved = { ...options };
   if (source === 'file' && typeof resolved.path === 'string' && resolved.path !== '') resolved.path = path.resolve(dir, resolved.path);
+  const manifestFile = source === 'manifest' && isPlainObject(resolved.file) ? resolved.file : undefined;
+  if (manifestFile !== undefined && typeof manifestFile.path === 'string' && manifestFile.path !== '') resolved.file = { ...manifestFile, path: path.resolve(dir, manifestFile.path) };
   return { source, options: resolved, names: nestedNames(nestedNames(names, 'fetch'), source) };
 }
 
@@ -197,7 +199,10 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   }
   if (given.verify) {
     const { publicKey } = given.verify;
-    config.verify = typeof publicKey === 'string' ? { ...given.verify, publicKey: readPublicKey(publicKey, dir, names.of('verify.publicKey')) } : given.verify;
+    config.verify =
+      typeof publicKey === 'string' ? { ...given.verify, publicKey: readPublicKey(publicKey, dir, names.of('verify.publicKey')) }
+      : Array.isArray(publicKey) ? { ...given.verify, publicKey: publicKey.map((key, index) => (typeof key === 'string' ? readPublicKey(key, dir, names.of(`verify.publicKey[${index}]`)) : key)) }
+      : given.verify;
   }
   return layer;
 }

@@ -57,9 +57,12 @@ export class FetchLoop {
     const signal = this.#stop.signal;
     const interval = Math.max(fetcher.interval, minInterval);
     let failures = 0;
+    const jitter = Math.min(0.5, Math.max(0, fetcher.jitter ?? 0));
+    // A fleet restarted at once spreads its first polls too.
+    if (jitter > 0) await this.#wait(Math.random() * jitter * interval, Date.now() - minInterval);
     while (!signal.aborted) {
       const began = Date.now();
-      let delay = interval;
+      let delay = jittered(interval, jitter, minInterval);
       this.#current = this.#options.poll(this.#abortPolls.signal);
       try {
         await this.#current;
@@ -79,6 +82,8 @@ export class FetchLoop {
   /** Sleeps `delay`, or less when the fetcher's hint fires, but never under minInterval since `began`. */
   async #wait(delay: number, began: number): Promise<void> {
     const { fetcher, minInterval } = this.#options;
+    // Stopped while a poll ran: its abort event has passed, so no wait may start.
+    if (this.#stop.signal.aborted) return;
     const waiting = new AbortController();
     const stop = () => waiting.abort();
     this.#stop.signal.addEventListener('abort', stop, { once: true });
@@ -104,4 +109,10 @@ export class FetchLoop {
       waiting.abort();
     }
   }
+}
+
+/** The interval ± jitter (a fraction of it), never under minInterval. */
+export function jittered(interval: number, jitter: number, minInterval: number): number {
+  if (jitter <= 0) return interval;
+  return Math.max(minInterval, Math.round(interval * (1 + (Math.random() * 2 - 1) * jitter)));
 }
