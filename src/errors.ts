@@ -42,6 +42,12 @@ export const CODES = {
   ERR_OVERSEER_UNKNOWN_COMMAND: 'a file in an `overseer deploy` command/ folder names no command (stop, start, release, rollback)',
   ERR_OVERSEER_DEPLOY_FAILED: 'an `overseer deploy` command or app folder hit an unexpected error outside overseer (a file system call failed; the message names it)',
   ERR_OVERSEER_UNSAFE_FOLDER: 'the release/, archive/ or command/ folder of an `overseer deploy` app is a symlink or not a folder, so it is not used',
+  ERR_OVERSEER_MANIFEST_INVALID: 'a release manifest is not JSON, or a field is missing, unknown or of the wrong kind (the message names it)',
+  ERR_OVERSEER_MANIFEST_SCHEMA: 'a release manifest names a schema this overseer does not read',
+  ERR_OVERSEER_MANIFEST_UNSAFE_PATH: 'a release manifest names an artifact outside its own location (absolute, .., a scheme, a backslash, an empty segment)',
+  ERR_OVERSEER_MANIFEST_NO_CHANNEL: "a release manifest has no entry for the instance's channel",
+  ERR_OVERSEER_MANIFEST_EXPIRED: 'a release manifest is past its expires time (the running build keeps serving)',
+  ERR_OVERSEER_MANIFEST_ROLLBACK: 'a release manifest has a lower sequence than the last one the instance accepted (a replayed manifest)',
   ERR_OVERSEER_SECRET_KEY_INVALID: 'a minisign secret key file is malformed, encrypted with no password given, or its password is wrong',
   ERR_OVERSEER_RELEASE_REFUSED: '`overseer release` refused a manifest edit or found a problem verifying one (an artifact outside the manifest\'s folder, a version or channel it does not have, an artifact whose size or sha256 differs)',
 } as const;
