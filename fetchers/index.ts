@@ -7,3 +7,4 @@ export { FileFetcher, type FileFetcherOptions } from './file.js';
 export { S3Fetcher, type S3FetcherOptions, type S3Credentials } from './s3.js';
 export { GitHubFetcher, type GitHubFetcherOptions, type AssetMatcher } from './github.js';
 export type { FetchContext, Fetcher, FetchResult, Release, ReleaseWants } from '../src/upgrade/fetcher.js';
+export { ManifestFetcher, type ManifestFetcherOptions, type ManifestStatus } from './manifest.js';

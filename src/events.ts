@@ -17,6 +17,12 @@ export type OverseerEvent =
   | { type: 'respawn-scheduled'; at: number; delayMs: number; crashes: number }
   | { type: 'master-exiting'; at: number; code: number; reason: string }
   | { type: 'fetch-failed'; at: number; fetcher: string; error: string; code: string; retryInMs: number }
+  | {
+      type: 'manifest-accepted'; at: number; source: string; sequence: number; expires: string; channel: string; instanceId: string;
+      /** What the manifest means for this instance (chooseRelease in src/manifest/document.ts). */
+      action: 'upgrade' | 'pull-back' | 'downgrade' | 'stay'; version: string | undefined; bucket: number | undefined; reason: string;
+    }
+  | { type: 'manifest-refused'; at: number; source: string; code: string; field: string | undefined; error: string }
   | { type: 'upgrade-available'; at: number; source: string; id: string | undefined; version: string | undefined }
   | { type: 'upgrade-progress'; at: number; source: string; received: number; total: number | undefined }
   | { type: 'upgrade-skipped'; at: number; source: string; why: 'same-sha256' | 'rejected-before' | 'known-id' }

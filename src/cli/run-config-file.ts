@@ -194,7 +194,10 @@ export function fileLayer(file: string, data: Record<string, unknown>): Layer {
   }
   if (given.verify) {
     const { publicKey } = given.verify;
-    config.verify = typeof publicKey === 'string' ? { ...given.verify, publicKey: readPublicKey(publicKey, dir, names.of('verify.publicKey')) } : given.verify;
+    config.verify =
+      typeof publicKey === 'string' ? { ...given.verify, publicKey: readPublicKey(publicKey, dir, names.of('verify.publicKey')) }
+      : Array.isArray(publicKey) ? { ...given.verify, publicKey: publicKey.map((key, index) => (typeof key === 'string' ? readPublicKey(key, dir, names.of(`verify.publicKey[${index}]`)) : key)) }
+      : given.verify;
   }
   return layer;
 }

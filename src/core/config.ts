@@ -30,8 +30,8 @@ export interface RespawnOptions {
 export interface VerifyOptions {
   /** 'required': a release whose source gives no sha256 is refused. @default 'optional' */
   readonly sha256?: 'optional' | 'required';
-  /** minisign public key (the base64 line or the whole .pub file); releases must be signed by it. */
-  readonly publicKey?: string;
+  /** minisign public key (the base64 line or the whole .pub file), or several (key rotation); releases must be signed by one of them. */
+  readonly publicKey?: string | readonly string[];
   /** Accept a release that reports a lower version than the running one. @default false */
   readonly allowDowngrade?: boolean;
 }
@@ -105,7 +105,14 @@ export interface ResolvedConfig {
   readonly debug: boolean;
   readonly noWarn: boolean;
   readonly version: string | undefined;
-  readonly verify: { readonly sha256: 'optional' | 'required'; readonly publicKey: MinisignPublicKey | undefined; readonly allowDowngrade: boolean };
+  readonly verify: {
+    readonly sha256: 'optional' | 'required';
+    /** The first key of verify.publicKey. */
+    readonly publicKey: MinisignPublicKey | undefined;
+    /** Every key of verify.publicKey (a signature by any of them verifies); absent means [publicKey]. */
+    readonly publicKeys?: readonly MinisignPublicKey[];
+    readonly allowDowngrade: boolean;
+  };
   readonly onEvent: ((event: OverseerEvent) => void) | undefined;
   readonly bundlePath: string | undefined;
   readonly maxBundleSize: number;
@@ -152,7 +159,10 @@ const RESPAWN_SPEC: OptionSpec = {
 const VERIFY_SPEC: OptionSpec = {
   sha256: rule('"optional" or "required"', (value) => value === 'optional' || value === 'required'),
   // Parsed (and its errors named) once, by normalizeConfig.
-  publicKey: rule('a minisign public key (the base64 line or the whole .pub file)', (value) => typeof value === 'string'),
+  publicKey: rule(
+    'a minisign public key (the base64 line or the whole .pub file), or a non-empty array of them',
+    (value) => typeof value === 'string' || (Array.isArray(value) && value.length > 0 && value.every((key) => typeof key === 'string')),
+  ),
   allowDowngrade: flag,
 };
 
@@ -291,6 +301,8 @@ export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES):
     : (config.addresses ?? []).map((address, index) => parseAddress(address, names.of(`addresses[${index}]`)));
   const respawn = config.respawn === true ? {} : config.respawn === false ? undefined : config.respawn;
   const verify = config.verify ?? {};
+  const keyTexts = verify.publicKey === undefined ? [] : typeof verify.publicKey === 'string' ? [verify.publicKey] : verify.publicKey;
+  const publicKeys = keyTexts.map((text, index) => parsePublicKey(text, names.of(typeof verify.publicKey === 'string' ? 'verify.publicKey' : `verify.publicKey[${index}]`)));
   return Object.freeze({
     program: config.program,
     addresses: Object.freeze(addresses),
@@ -309,7 +321,8 @@ export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES):
     version: config.version,
     verify: Object.freeze({
       sha256: verify.sha256 ?? 'optional',
-      publicKey: verify.publicKey === undefined ? undefined : parsePublicKey(verify.publicKey, names.of('verify.publicKey')),
+      publicKey: publicKeys[0],
+      publicKeys: Object.freeze(publicKeys),
       allowDowngrade: verify.allowDowngrade ?? false,
     }),
     onEvent: config.onEvent,

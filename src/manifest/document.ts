@@ -228,15 +228,18 @@ export interface ChooseOptions {
   readonly instanceId: string;
   /** The version this instance runs, when known. */
   readonly currentVersion: string | undefined;
+  /** Told otherwise: take the newest release offered even when it is lower (a switch to a channel that is behind). @default false */
+  readonly allowDowngrade?: boolean | undefined;
 }
 
 export interface ReleaseChoice {
   /**
    * 'upgrade': take `release` (newer than the current one, or the current one is unknown);
    * 'pull-back': the current version is pulled, take `release` even though it is lower;
+   * 'downgrade': take `release`, lower than the current one, because ChooseOptions.allowDowngrade says so;
    * 'stay': keep running (`release` is undefined, or the current one).
    */
-  readonly action: 'upgrade' | 'pull-back' | 'stay';
+  readonly action: 'upgrade' | 'pull-back' | 'downgrade' | 'stay';
   /** The release this instance should run, when the manifest offers it one. */
   readonly release: ManifestRelease | undefined;
   /** The newest release of the channel that is not pulled, and this instance's bucket for it. */
@@ -286,6 +289,9 @@ export function chooseRelease(manifest: Manifest, options: ChooseOptions): Relea
   const order = semverCompare(eligible.version, current);
   if (order > 0) return { action: 'upgrade', release: eligible, newest, reason: `taking ${eligible.version} (running ${current})${waiting}` };
   if (order === 0) return stay(`running ${current}, the newest release channel ${options.channel} offers this instance${waiting}`);
+  if (options.allowDowngrade === true) {
+    return { action: 'downgrade', release: eligible, newest, reason: `going down from ${current} to ${eligible.version}, the newest channel ${options.channel} offers this instance (allowDowngrade)${waiting}` };
+  }
   return stay(`running ${current}, newer than ${eligible.version}, the newest channel ${options.channel} offers this instance: it waits for a newer one${waiting}`);
 }
 

@@ -57,9 +57,12 @@ export class FetchLoop {
     const signal = this.#stop.signal;
     const interval = Math.max(fetcher.interval, minInterval);
     let failures = 0;
+    const jitter = Math.min(0.5, Math.max(0, fetcher.jitter ?? 0));
+    // A fleet restarted at once spreads its first polls too.
+    if (jitter > 0) await this.#wait(Math.random() * jitter * interval, Date.now() - minInterval);
     while (!signal.aborted) {
       const began = Date.now();
-      let delay = interval;
+      let delay = jittered(interval, jitter, minInterval);
       this.#current = this.#options.poll(this.#abortPolls.signal);
       try {
         await this.#current;
@@ -104,4 +107,10 @@ export class FetchLoop {
       waiting.abort();
     }
   }
+}
+
+/** The interval ± jitter (a fraction of it), never under minInterval. */
+export function jittered(interval: number, jitter: number, minInterval: number): number {
+  if (jitter <= 0) return interval;
+  return Math.max(minInterval, Math.round(interval * (1 + (Math.random() * 2 - 1) * jitter)));
 }

@@ -7,6 +7,8 @@
  * by `id` or `sha256` without opening it.
  */
 import type { Readable } from 'node:stream';
+import type { EventBody } from '../events.js';
+import type { MinisignPublicKey } from './minisign.js';
 
 /**
  * What the master's verification requires of every release. A fetcher that can look for a
@@ -29,6 +31,26 @@ export interface FetchContext {
   readonly currentVersion: string | undefined;
   /** What verification requires; the master always sets it (absent, as from older callers: nothing). */
   readonly wants?: ReleaseWants | undefined;
+  /** The keys of verify.publicKey (one or several), for a fetcher that verifies a manifest itself. */
+  readonly publicKeys?: readonly MinisignPublicKey[] | undefined;
+  /** The bundle the master runs; state kept beside it (a manifest's last sequence, the instance id). */
+  readonly bundlePath?: string | undefined;
+  /** The master's event emitter, for a fetcher's own events (manifest-accepted, manifest-refused). */
+  readonly emit?: ((event: EventBody) => void) | undefined;
+  /** The master's warning log. */
+  readonly warn?: ((message: string) => void) | undefined;
+}
+
+/**
+ * Set by a fetcher that read the release from a signed manifest it verified (fetchers/manifest.ts):
+ * the manifest's sha256 and size bind the bytes, so no per-release signature is needed.
+ */
+export interface ManifestBinding {
+  /** The version the signed manifest names for these bytes: a trusted version, like a signed comment. */
+  readonly version: string;
+  readonly sequence: number;
+  /** The manifest sanctions going to this lower version (the running one is pulled). */
+  readonly downgrade: boolean;
 }
 
 export interface Release {
@@ -49,6 +71,8 @@ export interface Release {
   readonly version?: string | undefined;
   /** The published bytes are gzip: the master inflates them (and caps the inflated size). */
   readonly gzip?: boolean | undefined;
+  /** The signed manifest this release was read from; only a fetcher that verified one sets it. */
+  readonly manifest?: ManifestBinding | undefined;
   /** Where the release comes from, for events and errors (a URL, a path, s3://bucket/key). */
   readonly source: string;
   /** Opens the published bytes. Called at most once per poll, only when the master wants them. */
@@ -62,6 +86,12 @@ export interface Fetcher {
   readonly name: string;
   /** How often the master polls, in ms. The master never polls faster than minFetchInterval. */
   readonly interval: number;
+  /**
+   * Spread of the polls, a fraction of the interval (0.2: each wait is the interval ± 20 %, and
+   * the first poll comes within 20 % of the interval after start), so a fleet restarted at once
+   * does not poll in lockstep. @default 0 (poll at once, then every interval exactly)
+   */
+  readonly jitter?: number;
   /** Says what the source holds now. Throw (ideally an OverseerError) on failure. */
   fetch(context: FetchContext): Promise<FetchResult>;
   /** Releases clients and watchers; the master calls it when it stops. */

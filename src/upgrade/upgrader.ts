@@ -161,7 +161,9 @@ export class Upgrader {
   async #ask(signal: AbortSignal): Promise<Release | undefined> {
     const { publicKey, sha256 } = this.#config.verify;
     const wants = { signature: publicKey !== undefined, sha256: sha256 === 'required' };
-    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version, wants });
+    const { bundlePath, emit } = this.#host;
+    const publicKeys = this.#config.verify.publicKeys ?? (publicKey === undefined ? [] : [publicKey]);
+    const result = await this.#fetcher.fetch({ signal, currentSha256: this.#host.sha256, currentVersion: this.#version, wants, publicKeys, bundlePath, emit: (event) => emit(event), warn: (message) => this.#host.log.warn(message) });
     return result.type === 'none' || this.#host.stopping ? undefined : result.release;
   }
 
@@ -277,7 +279,8 @@ export class Upgrader {
     return decideVersion(
       { signed: signedVersion, handshake: answer.version, declared: release.version },
       this.#floor,
-      { trusted: publicKey !== undefined, allowDowngrade, source: release.source },
+      // A signed manifest that pulled the running version sanctions exactly this downgrade.
+      { trusted: publicKey !== undefined || release.manifest !== undefined, allowDowngrade: allowDowngrade || release.manifest?.downgrade === true, source: release.source },
     );
   }
 
@@ -310,7 +313,7 @@ export class Upgrader {
     const restart = !this.#config.noRestart && !this.#config.noRestartAfterFetch;
     const outcome = restart ? await this.#host.handoff('upgrade') : { ok: true as const };
     if (outcome.ok) {
-      await this.#raiseFloor(version);
+      await this.#raiseFloor(version, release.manifest?.downgrade === true);
       this.#host.emit({ type: 'upgrade-applied', source: release.source, sha256, version, timings, restart });
       return;
     }
@@ -326,9 +329,9 @@ export class Upgrader {
   }
 
   /** Persists the highest version installed, so a restart does not reopen the downgrade window. */
-  async #raiseFloor(version: string | undefined): Promise<void> {
+  async #raiseFloor(version: string | undefined, sanctioned = false): Promise<void> {
     if (version === undefined) return;
-    const floor = this.#config.verify.allowDowngrade ? version : higher(this.#floor, version);
+    const floor = this.#config.verify.allowDowngrade || sanctioned ? version : higher(this.#floor, version);
     if (floor === undefined || floor === this.#floor) return;
     this.#floor = floor;
     await writeVersionFloor(this.#host.bundlePath, floor).catch((error: unknown) => {

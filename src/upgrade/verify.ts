@@ -9,6 +9,7 @@ import type { StagedRelease } from './bundle.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { OverseerError } from '../errors.js';
 import type { Release } from './fetcher.js';
+import { keyFor } from './keys.js';
 import { parseSignature, signedVersion, verifySignature } from './minisign.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV, type CheckAnswer } from '../protocol.js';
 
@@ -120,7 +121,8 @@ export function verifyDeclared(release: Release, verify: ResolvedConfig['verify'
       { subject: release.source },
     );
   }
-  if (verify.publicKey && release.signature === undefined) {
+  // A release a verified manifest binds (its sha256 and size signed) needs no signature of its own.
+  if (verify.publicKey && release.signature === undefined && release.manifest === undefined) {
     throw new OverseerError(
       'ERR_OVERSEER_SIGNATURE_MISSING',
       `${release.source} has no minisign signature and verify.publicKey is set; publish <asset>.minisig next to it (see docs/signing.md)`,
@@ -143,8 +145,10 @@ export function verifyIntegrity(staged: StagedRelease, release: Release, verify:
       { subject: release.source },
     );
   }
+  // The bytes matched the sha256 of a manifest whose signature verified: its version is signed too.
+  if (release.manifest !== undefined && release.sha256 !== undefined) return { signedVersion: release.manifest.version };
   if (!verify.publicKey || release.signature === undefined) return { signedVersion: undefined };
   const signature = parseSignature(release.signature, `the signature of ${release.source}`);
-  const { trustedComment } = verifySignature(verify.publicKey, signature, { blake2b512: staged.rawBlake2b512 });
+  const { trustedComment } = verifySignature(keyFor(verify, signature), signature, { blake2b512: staged.rawBlake2b512 });
   return { signedVersion: signedVersion(trustedComment) };
 }
