@@ -9,7 +9,11 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { ManifestFetcher } from '../../fetchers/manifest.ts';
 import { cleanupCli, cli, scratch } from '../helpers/cli.ts';
+import { readAll } from '../helpers/fetch.ts';
+import type { EventBody } from '../../src/events.ts';
+import type { FetchResult } from '../../src/upgrade/fetcher.ts';
 import { parseManifest, type Manifest } from '../../src/manifest/document.ts';
 import { readSecretKey } from '../../src/manifest/sign.ts';
 import { parsePublicKey, parseSignature, verifySignature } from '../../src/upgrade/minisign.ts';
@@ -321,6 +325,54 @@ describe('overseer release verify: what an instance would refuse', () => {
     // Any write sets a fresh expires.
     ok(dir, ['rollout', '-m', 'dist/manifest.json', '1.0.0', '100', '--key', 'ci.key']);
     assert.equal(release(dir, ['verify', '-m', 'dist/manifest.json', '--public-key', 'ci.pub']).status, 0);
+  });
+});
+
+describe('overseer release and an instance', () => {
+  test('an instance (ManifestFetcher over the folder) takes what overseer release publishes, follows a rollout and a pull', async () => {
+    const { dir, dist, manifest } = publisher();
+    fs.mkdirSync(path.join(dist, 'builds'));
+    fs.renameSync(path.join(dist, 'app-1.1.0.mjs'), path.join(dist, 'builds', 'app-1.1.0.mjs'));
+    ok(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist/app-1.0.0.mjs', '--key', 'ci.key']);
+    ok(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.1.0', '--rollout', '0', 'dist/builds/app-1.1.0.mjs', '--key', 'ci.key']);
+    const fetcher = new ManifestFetcher({ file: { path: manifest }, instanceId: 'host-1' });
+    const events: EventBody[] = [];
+    const poll = (currentVersion: string): Promise<FetchResult> =>
+      fetcher.fetch({
+        signal: new AbortController().signal,
+        currentSha256: '0'.repeat(64),
+        currentVersion,
+        publicKeys: [parsePublicKey(fs.readFileSync(path.join(dir, 'ci.pub'), 'utf8'))],
+        bundlePath: path.join(dir, 'app.mjs'),
+        emit: (event) => events.push(event),
+      });
+    try {
+      const offered = async (currentVersion: string) => {
+        const result = await poll(currentVersion);
+        return result.type === 'update' ? result.release : undefined;
+      };
+      // Rolled out to 0 %: the instance is offered 1.0.0 only.
+      assert.equal((await offered('0.9.0'))?.version, '1.0.0');
+      ok(dir, ['rollout', '-m', 'dist/manifest.json', '1.1.0', '100', '--key', 'ci.key']);
+      const release = await offered('1.0.0');
+      assert.equal(release?.version, '1.1.0');
+      assert.equal(release?.sha256, sha256Of(path.join(dist, 'builds', 'app-1.1.0.mjs')));
+      assert.deepEqual(await readAll(await (release as NonNullable<typeof release>).open(new AbortController().signal)), fs.readFileSync(path.join(dist, 'builds', 'app-1.1.0.mjs')));
+      // Pulled: an instance running 1.1.0 is sent back to 1.0.0, the sanctioned downgrade.
+      ok(dir, ['pull', '-m', 'dist/manifest.json', '1.1.0', '--key', 'ci.key']);
+      const back = await offered('1.1.0');
+      assert.equal(back?.version, '1.0.0');
+      assert.equal(back?.manifest?.downgrade, true);
+      // Written without --key: the stale signature is gone, and the instance takes nothing from the unsigned manifest.
+      ok(dir, ['unpull', '-m', 'dist/manifest.json', '1.1.0']);
+      await assert.rejects(poll('1.0.0'), /manifest\.json\.minisig/);
+      // Signed again: taken again.
+      ok(dir, ['sign', '-m', 'dist/manifest.json', '--key', 'ci.key']);
+      assert.equal((await offered('1.0.0'))?.version, '1.1.0');
+      assert.ok(events.some((event) => event.type === 'manifest-accepted'));
+    } finally {
+      await fetcher.close();
+    }
   });
 });
 
