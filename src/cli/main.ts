@@ -21,7 +21,7 @@ import { startMaster } from '../core/start.js';
 const USAGE = `usage: overseer run [options] [-- CMD [ARGS...]]
        overseer ctl status|restart|stop|reopen|upgrade [--json] [--control PATH | -c CONFIG]
        overseer deploy DIR [options]      (see overseer deploy --help)
-       overseer release create|rollout|pull|unpull|sign|verify|show|keygen ...   (see overseer release --help)
+       overseer release create|rollout|pull|unpull|renew|sign|verify|show|keygen ...   (see overseer release --help)
 
 \`overseer run\` runs CMD under an overseer master: the master binds every listener, hands the
 sockets to CMD as fds 3, 4, ... (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, as systemd does), and

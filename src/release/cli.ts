@@ -24,6 +24,7 @@ export const RELEASE_USAGE = `usage: overseer release create  --manifest M --ver
        overseer release rollout --manifest M VERSION PERCENT [--channel C]
        overseer release pull    --manifest M VERSION [--channel C]
        overseer release unpull  --manifest M VERSION [--channel C]
+       overseer release renew   --manifest M [--expires 30d]
        overseer release sign    --manifest M --key SECRET_KEY
        overseer release verify  --manifest M --public-key KEY [--public-key KEY2]
        overseer release show    --manifest M
@@ -33,7 +34,7 @@ Writes and signs a release manifest (docs/releases.md): per channel, the release
 their size, sha256, rollout percentage and pulled state. Uploading the folder stays with your
 tools (aws s3 cp, gh release upload, rsync).
 
-Every write (create, rollout, pull, unpull) raises "sequence", sets "expires", replaces the
+Every write (create, rollout, pull, unpull, renew) raises "sequence", sets "expires", replaces the
 manifest whole (a temporary file, then a rename) and removes the old M${SIGNATURE_SUFFIX}, which no
 longer matches; --key signs the new manifest in the same step.
 
@@ -62,7 +63,7 @@ options:
 
 verify exits 1 when an instance would refuse the manifest or an artifact.`;
 
-const SUBCOMMANDS = ['create', 'rollout', 'pull', 'unpull', 'sign', 'verify', 'show', 'keygen'] as const;
+const SUBCOMMANDS = ['create', 'rollout', 'pull', 'unpull', 'renew', 'sign', 'verify', 'show', 'keygen'] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -76,6 +77,7 @@ const FLAGS: Record<Subcommand, Options> = {
   rollout: { ...WRITE, ...HELP },
   pull: { ...WRITE, ...HELP },
   unpull: { ...WRITE, ...HELP },
+  renew: { ...MANIFEST, ...SIGNING, expires: { type: 'string' }, ...HELP },
   sign: { ...MANIFEST, ...SIGNING, 'trusted-comment': { type: 'string' }, ...HELP },
   verify: { ...MANIFEST, 'public-key': { type: 'string', multiple: true }, signature: { type: 'string' }, ...HELP },
   show: { ...MANIFEST, ...HELP },
@@ -170,6 +172,15 @@ export async function runRelease(argv: readonly string[], out: NodeJS.WritableSt
       const password = await passwordFor(values, env);
       const { manifest } = await requireManifestFile(manifestPath);
       return write(out, manifestPath, setPulled(manifest, version, subcommand === 'pull', channelFlag()), expires, values, password);
+    }
+    case 'renew': {
+      // Nothing changes but sequence and expires: what a scheduled job runs so a quiet channel never expires.
+      const manifestPath = required('manifest', '--manifest dist/manifest.json');
+      positional(0, 'no positional arguments');
+      const expires = parseExpires(string('expires') ?? DEFAULT_EXPIRES);
+      const password = await passwordFor(values, env);
+      const { manifest } = await requireManifestFile(manifestPath);
+      return write(out, manifestPath, { manifest, change: `renewed (was sequence ${manifest.sequence}, expires ${manifest.expires})` }, expires, values, password);
     }
     case 'sign': {
       const manifestPath = required('manifest', '--manifest dist/manifest.json');

@@ -322,7 +322,14 @@ describe('overseer release verify: what an instance would refuse', () => {
     assert.match(run.stdout, /ok {7}signature: good/);
     assert.match(run.stdout, /PROBLEM {2}expired at 2020-01-01T00:00:00Z: instances refuse it/);
     assert.match(ok(dir, ['show', '-m', 'dist/manifest.json']).stdout, /expires 2020-01-01T00:00:00Z \(EXPIRED\)/);
-    // Any write sets a fresh expires.
+    // renew changes nothing but sequence and expires (what a scheduled job runs); any other write sets a fresh expires too.
+    const { sequence, channels } = manifestAt(manifest);
+    assert.match(ok(dir, ['renew', '-m', 'dist/manifest.json', '--expires', '10d', '--key', 'ci.key']).stdout, /renewed \(was sequence \d+, expires 2020-01-01T00:00:00Z\)/);
+    const renewed = manifestAt(manifest);
+    assert.equal(renewed.sequence, sequence + 1);
+    assert.deepEqual(renewed.channels, channels);
+    assert.ok(Date.parse(renewed.expires) > Date.now() + 9 * 86_400_000);
+    assert.equal(release(dir, ['verify', '-m', 'dist/manifest.json', '--public-key', 'ci.pub']).status, 0);
     ok(dir, ['rollout', '-m', 'dist/manifest.json', '1.0.0', '100', '--key', 'ci.key']);
     assert.equal(release(dir, ['verify', '-m', 'dist/manifest.json', '--public-key', 'ci.pub']).status, 0);
   });
