@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { OverseerError } from '../errors.js';
 import { unsafePath, type ManifestRelease } from '../manifest/document.js';
 
@@ -21,7 +21,13 @@ const refuse = (message: string, subject: string): OverseerError => new Overseer
 
 /** The artifact at `artifact` (a path as the user typed it) as a manifest entry for `manifestPath`. */
 export async function describeArtifact(manifestPath: string, artifact: string): Promise<ArtifactFacts> {
-  const folder = await realpath(dirname(resolve(manifestPath)));
+  let folder: string;
+  try {
+    folder = await realpath(dirname(resolve(manifestPath)));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw refuse(`the manifest's folder ${dirname(manifestPath)} does not exist; artifacts and the manifest live there`, manifestPath);
+    throw error;
+  }
   let real: string;
   try {
     real = await realpath(resolve(artifact));
@@ -38,6 +44,10 @@ export async function describeArtifact(manifestPath: string, artifact: string): 
     );
   }
   const entryPath = path.split(sep).join('/');
+  const manifestName = relative(folder, resolve(folder, basename(manifestPath)));
+  if (entryPath === manifestName || entryPath === `${manifestName}.minisig` || entryPath === `${manifestName}.lock`) {
+    throw refuse(`the artifact ${artifact} is the manifest or its signature; give the file to publish`, artifact);
+  }
   const unsafe = unsafePath(entryPath);
   if (unsafe !== undefined) throw refuse(`the artifact path ${JSON.stringify(entryPath)} cannot go into a manifest: ${unsafe}; rename the file`, artifact);
   const info = await stat(real);

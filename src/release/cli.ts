@@ -17,7 +17,7 @@ import { describeArtifact } from './artifact.js';
 import { checkChannel, checkVersion, parsePercent, putRelease, setPulled, setRollout, type Edit } from './edit.js';
 import { DEFAULT_EXPIRES, parseExpires } from './expires.js';
 import { loadSecretKey, PASSWORD_ENV, readPassword, signManifestFile, writeKeyPair } from './keys.js';
-import { emptyManifest, readManifestFile, requireManifestFile, SIGNATURE_SUFFIX, writeManifestFile } from './manifest-file.js';
+import { emptyManifest, readManifestFile, requireManifestFile, SIGNATURE_SUFFIX, withManifestLock, writeManifestFile } from './manifest-file.js';
 import { verifyManifest } from './verify.js';
 
 export const RELEASE_USAGE = `usage: overseer release create  --manifest M --version V [--channel C] [--rollout P] ARTIFACT
@@ -149,9 +149,10 @@ export async function runRelease(argv: readonly string[], out: NodeJS.WritableSt
       const expires = parseExpires(string('expires') ?? DEFAULT_EXPIRES);
       const password = await passwordFor(values, env);
       const facts = await describeArtifact(manifestPath, positionals[0] as string);
-      const current = (await readManifestFile(manifestPath))?.manifest ?? emptyManifest(expires);
-      const edit = putRelease(current, { channel, version, ...facts, rollout, replace: values['replace'] === true });
-      return write(out, manifestPath, edit, expires, values, password);
+      return write(out, manifestPath, expires, values, password, async () => {
+        const current = (await readManifestFile(manifestPath))?.manifest ?? emptyManifest(expires);
+        return putRelease(current, { channel, version, ...facts, rollout, replace: values['replace'] === true });
+      });
     }
     case 'rollout': {
       const manifestPath = required('manifest', '--manifest dist/manifest.json');
@@ -160,8 +161,8 @@ export async function runRelease(argv: readonly string[], out: NodeJS.WritableSt
       const percent = parsePercent(positionals[1] as string);
       const expires = parseExpires(string('expires') ?? DEFAULT_EXPIRES);
       const password = await passwordFor(values, env);
-      const { manifest } = await requireManifestFile(manifestPath);
-      return write(out, manifestPath, setRollout(manifest, version, percent, channelFlag()), expires, values, password);
+      const channel = channelFlag();
+      return write(out, manifestPath, expires, values, password, async () => setRollout((await requireManifestFile(manifestPath)).manifest, version, percent, channel));
     }
     case 'pull':
     case 'unpull': {
@@ -170,8 +171,8 @@ export async function runRelease(argv: readonly string[], out: NodeJS.WritableSt
       const version = checkVersion(positionals[0] as string);
       const expires = parseExpires(string('expires') ?? DEFAULT_EXPIRES);
       const password = await passwordFor(values, env);
-      const { manifest } = await requireManifestFile(manifestPath);
-      return write(out, manifestPath, setPulled(manifest, version, subcommand === 'pull', channelFlag()), expires, values, password);
+      const channel = channelFlag();
+      return write(out, manifestPath, expires, values, password, async () => setPulled((await requireManifestFile(manifestPath)).manifest, version, subcommand === 'pull', channel));
     }
     case 'renew': {
       // Nothing changes but sequence and expires: what a scheduled job runs so a quiet channel never expires.
@@ -179,8 +180,10 @@ export async function runRelease(argv: readonly string[], out: NodeJS.WritableSt
       positional(0, 'no positional arguments');
       const expires = parseExpires(string('expires') ?? DEFAULT_EXPIRES);
       const password = await passwordFor(values, env);
-      const { manifest } = await requireManifestFile(manifestPath);
-      return write(out, manifestPath, { manifest, change: `renewed (was sequence ${manifest.sequence}, expires ${manifest.expires})` }, expires, values, password);
+      return write(out, manifestPath, expires, values, password, async () => {
+        const { manifest } = await requireManifestFile(manifestPath);
+        return { manifest, change: `renewed (was sequence ${manifest.sequence}, expires ${manifest.expires})` };
+      });
     }
     case 'sign': {
       const manifestPath = required('manifest', '--manifest dist/manifest.json');
@@ -250,14 +253,28 @@ async function passwordFor(values: Values, env: NodeJS.ProcessEnv): Promise<stri
   return readPassword(values['password-file'] as string | undefined, env);
 }
 
-async function write(out: NodeJS.WritableStream, manifestPath: string, edit: Edit, expires: string, values: Values, password: string | undefined): Promise<number> {
+/**
+ * One write: opens the key (before anything is written, so a wrong password leaves the manifest
+ * as it was), then under the manifest's lock reads it, makes the edit, writes and signs it.
+ */
+async function write(
+  out: NodeJS.WritableStream,
+  manifestPath: string,
+  expires: string,
+  values: Values,
+  password: string | undefined,
+  makeEdit: () => Promise<Edit>,
+): Promise<number> {
   const keyPath = values['key'] as string | undefined;
-  // Open the key before writing, so a wrong password leaves the manifest as it was.
   const key = keyPath === undefined ? undefined : await loadSecretKey(keyPath, password);
-  const written = await writeManifestFile(manifestPath, edit.manifest, expires);
+  const { edit, written, signed } = await withManifestLock(manifestPath, async () => {
+    const edit = await makeEdit();
+    const written = await writeManifestFile(manifestPath, edit.manifest, expires);
+    const signed = key === undefined ? undefined : await signManifestFile(manifestPath, key);
+    return { edit, written, signed };
+  });
   out.write(`${edit.change}\n${manifestPath}: sequence ${written.manifest.sequence}, expires ${written.manifest.expires}\n`);
-  if (key !== undefined) {
-    const signed = await signManifestFile(manifestPath, key);
+  if (signed !== undefined) {
     out.write(`signed with key ${signed.keyId}: ${signed.signaturePath}\n`);
   } else {
     out.write(

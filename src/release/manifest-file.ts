@@ -7,7 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { OverseerError } from '../errors.js';
+import { loadProperLockfile } from '../upgrade/lock.js';
 import { MANIFEST_SCHEMA, MAX_MANIFEST_BYTES, parseManifest, serializeManifest, type Manifest } from '../manifest/document.js';
 
 export const SIGNATURE_SUFFIX = '.minisig';
@@ -105,4 +107,44 @@ async function removeIfPresent(path: string): Promise<boolean> {
 /** The manifest's text as it is on disk now (for signing exactly those bytes). */
 export function readManifestBytes(path: string): Promise<Buffer> {
   return readFile(path);
+}
+
+// Another publisher's write (read, edit, write, sign) takes well under this.
+const LOCK_WAIT_MS = 30_000;
+const LOCK_STALE_MS = 10_000;
+
+/**
+ * Runs `fn` holding `<manifest>.lock` (proper-lockfile), so two publishers writing the same
+ * manifest at once do not lose an edit: the second waits, then reads what the first wrote.
+ * A lock left by a killed publisher goes stale after 10 s.
+ */
+export async function withManifestLock<T>(manifestPath: string, fn: () => Promise<T>): Promise<T> {
+  const { lock } = await loadProperLockfile();
+  const lockPath = `${manifestPath}.lock`;
+  const started = Date.now();
+  let release: () => Promise<void>;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      release = await lock(manifestPath, { realpath: false, stale: LOCK_STALE_MS, onCompromised: () => {} });
+      break;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOCKED' && Date.now() - started < LOCK_WAIT_MS) {
+        await delay(Math.min(50 * 2 ** attempt, 1000));
+        continue;
+      }
+      throw new OverseerError(
+        'ERR_OVERSEER_RELEASE_REFUSED',
+        code === 'ELOCKED'
+          ? `another overseer release is writing ${manifestPath} (it holds ${lockPath}); run one publisher at a time, or remove ${lockPath} if none runs`
+          : `cannot lock ${manifestPath} (${(error as Error).message}); its folder must be writable`,
+        { subject: manifestPath, cause: error },
+      );
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await release().catch(() => {});
+  }
 }

@@ -4,7 +4,7 @@
  * input a publisher's folder can hold, each refused with the value named.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -161,6 +161,30 @@ describe('overseer release: publishing', () => {
     }
   });
 
+  test('two publishers writing at once: the manifest lock keeps both edits', async () => {
+    const { dir, manifest } = publisher();
+    ok(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist/app-1.0.0.mjs']);
+    const { MINISIGN_PASSWORD: _ignored, ...env } = process.env;
+    const runAsync = (args: string[]) =>
+      new Promise<number | null>((resolve, reject) => {
+        const child = spawn(process.execPath, [cli, 'release', ...args], { cwd: dir, env, stdio: 'ignore' });
+        child.once('error', reject);
+        child.once('exit', (code) => resolve(code));
+      });
+    const codes = await Promise.all([
+      runAsync(['create', '-m', 'dist/manifest.json', '--version', '1.1.0', '--channel', 'beta', 'dist/app-1.1.0.mjs', '--key', 'ci.key']),
+      runAsync(['rollout', '-m', 'dist/manifest.json', '1.0.0', '40', '--key', 'ci.key']),
+      runAsync(['create', '-m', 'dist/manifest.json', '--version', '1.1.0', '--rollout', '5', 'dist/app-1.1.0.mjs', '--key', 'ci.key']),
+    ]);
+    assert.deepEqual(codes, [0, 0, 0]);
+    const after = manifestAt(manifest);
+    assert.equal(after.sequence, 4);
+    assert.equal(after.channels['beta']?.releases[0]?.version, '1.1.0');
+    assert.deepEqual(after.channels['stable']?.releases.map((each) => [each.version, each.rollout]), [['1.0.0', 40], ['1.1.0', 5]]);
+    assert.ok(signatureValid(manifest, path.join(dir, 'ci.pub')), 'the signature is of the last write');
+    assert.equal(fs.existsSync(`${manifest}.lock`), false);
+  });
+
   test('keygen refuses to overwrite, and needs a password or --unencrypted', async () => {
     const { dir } = publisher();
     const again = release(dir, ['keygen', '--unencrypted', '--public-key', 'other.pub', '--secret-key', 'ci.key']);
@@ -197,6 +221,9 @@ describe('overseer release: bad input', () => {
     assert.match(release(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist/empty.mjs']).stderr, /the artifact dist\/empty\.mjs is empty/);
     assert.match(release(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist']).stderr, /is outside the manifest's folder|is not a regular file/);
     assert.match(release(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist/nope.mjs']).stderr, /the artifact dist\/nope\.mjs does not exist/);
+    assert.match(release(dir, ['create', '-m', 'nowhere/manifest.json', '--version', '1.0.0', 'dist/app-1.0.0.mjs']).stderr, /the manifest's folder nowhere does not exist/);
+    ok(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist/app-1.0.0.mjs']);
+    assert.match(release(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.2.0', 'dist/manifest.json']).stderr, /is the manifest or its signature/);
   });
 
   test('bad flag values are usage errors (exit 2) naming the value; unknown commands and flags get a did-you-mean', () => {
