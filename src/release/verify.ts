@@ -4,9 +4,9 @@
  * the expiry, and every artifact's size and sha256. Unlike an instance it goes on after the first
  * problem, so the publisher sees them all at once.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isOverseerError, describeError } from '../errors.js';
-import { parseManifest, parseUtc, type Manifest } from '../manifest/document.js';
+import { MAX_MANIFEST_BYTES, parseManifest, parseUtc, type Manifest } from '../manifest/document.js';
 import { parseSignature, verifySignature, type MinisignPublicKey } from '../upgrade/minisign.js';
 import { checkArtifact } from './artifact.js';
 import { SIGNATURE_SUFFIX } from './manifest-file.js';
@@ -23,6 +23,7 @@ export interface VerifyReport {
 }
 
 const SOON_MS = 3 * 86_400_000;
+const MAX_SIGNATURE_BYTES = 16 * 1024;
 
 export async function verifyManifest(options: {
   manifestPath: string;
@@ -36,12 +37,19 @@ export async function verifyManifest(options: {
   const { manifestPath } = options;
   const signaturePath = options.signaturePath ?? `${manifestPath}${SIGNATURE_SUFFIX}`;
   const now = (options.now ?? new Date()).getTime();
+  const size = (await stat(manifestPath)).size;
+  if (size > MAX_MANIFEST_BYTES) {
+    problems.push(`${manifestPath} is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} an instance reads; prune old releases`);
+    return { ok, problems, warnings, manifest: undefined };
+  }
   const bytes = await readFile(manifestPath);
 
   // The signature first, as an instance checks it before it reads a field.
   let signatureText: string | undefined;
   try {
-    signatureText = await readFile(signaturePath, 'utf8');
+    // A .minisig is a few hundred bytes; do not read a huge file put in its place.
+    const signatureSize = (await stat(signaturePath)).size;
+    signatureText = signatureSize > MAX_SIGNATURE_BYTES ? ' '.repeat(MAX_SIGNATURE_BYTES + 1) : await readFile(signaturePath, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     problems.push(`no signature: ${signaturePath} does not exist; sign with \`overseer release sign --manifest ${manifestPath} --key SECRET_KEY\``);

@@ -334,6 +334,11 @@ describe('overseer release verify: what an instance would refuse', () => {
     run = verify('new.pub');
     assert.equal(run.status, 1);
     assert.match(run.stdout, /PROBLEM {2}the manifest dist\/manifest\.json: schema is "overseer-manifest\/2", a schema this overseer does not read/);
+    // Huge files in place of the manifest or its signature are not read whole.
+    fs.writeFileSync(`${manifest}.minisig`, Buffer.alloc(1024 * 1024, 'a'));
+    assert.match(verify('new.pub').stdout, /PROBLEM {2}dist\/manifest\.json\.minisig: is \d+ characters long, far more than a \.minisig file/);
+    fs.writeFileSync(manifest, Buffer.alloc(2 * 1024 * 1024, ' '));
+    assert.match(verify('new.pub').stdout, /PROBLEM {2}dist\/manifest\.json is 2097152 bytes, more than the 1048576 an instance reads/);
   });
 
   test('an expired manifest is refused, and one about to expire warned of', () => {
