@@ -19,6 +19,7 @@ import { DEFAULT_EXPIRES, parseExpires } from './expires.js';
 import { loadSecretKey, PASSWORD_ENV, readPassword, signManifestFile, writeKeyPair } from './keys.js';
 import { emptyManifest, readManifestFile, requireManifestFile, SIGNATURE_SUFFIX, withManifestLock, writeManifestFile } from './manifest-file.js';
 import { verifyManifest } from './verify.js';
+import { parseS3Url, publishToS3 } from './publish-s3.js';
 
 export const RELEASE_USAGE = `usage: overseer release create  --manifest M --version V [--channel C] [--rollout P] ARTIFACT
        overseer release rollout --manifest M VERSION PERCENT [--channel C]
@@ -28,6 +29,7 @@ export const RELEASE_USAGE = `usage: overseer release create  --manifest M --ver
        overseer release sign    --manifest M --key SECRET_KEY
        overseer release verify  --manifest M --public-key KEY [--public-key KEY2]
        overseer release show    --manifest M
+       overseer release publish --manifest M --s3 s3://BUCKET/PREFIX [--public-key KEY]
        overseer release keygen  --public-key FILE --secret-key FILE [--unencrypted] [--force]
 
 Writes and signs a release manifest (docs/releases.md): per channel, the releases on offer with
@@ -59,11 +61,15 @@ options:
                            the password from --password-file or $${PASSWORD_ENV})
   --force                  keygen: overwrite existing key files
   --signature FILE         verify: the signature (default M${SIGNATURE_SUFFIX})
+  --s3 s3://BUCKET/PREFIX  publish: upload the artifacts, then M${SIGNATURE_SUFFIX}, then M (credentials and
+                           region from the AWS SDK's usual sources: AWS_* variables, profile, role)
+  --endpoint URL           publish: an S3-compatible endpoint (MinIO, R2, ...)
+  --force-path-style       publish: path-style bucket URLs (most S3-compatible stores)
   -h, --help               this text
 
 verify exits 1 when an instance would refuse the manifest or an artifact.`;
 
-const SUBCOMMANDS = ['create', 'rollout', 'pull', 'unpull', 'renew', 'sign', 'verify', 'show', 'keygen'] as const;
+const SUBCOMMANDS = ['create', 'rollout', 'pull', 'unpull', 'renew', 'sign', 'verify', 'show', 'keygen', 'publish'] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -81,6 +87,15 @@ const FLAGS: Record<Subcommand, Options> = {
   sign: { ...MANIFEST, ...SIGNING, 'trusted-comment': { type: 'string' }, ...HELP },
   verify: { ...MANIFEST, 'public-key': { type: 'string', multiple: true }, signature: { type: 'string' }, ...HELP },
   show: { ...MANIFEST, ...HELP },
+  publish: {
+    ...MANIFEST,
+    s3: { type: 'string' },
+    endpoint: { type: 'string' },
+    region: { type: 'string' },
+    'force-path-style': { type: 'boolean' },
+    'public-key': { type: 'string', multiple: true },
+    ...HELP,
+  },
   keygen: {
     'public-key': { type: 'string' },
     'secret-key': { type: 'string' },
@@ -222,6 +237,21 @@ export async function runRelease(argv: readonly string[], out: NodeJS.WritableSt
       positional(0, 'no positional arguments');
       const { manifest } = await requireManifestFile(manifestPath);
       out.write(describeManifest(manifestPath, manifest));
+      return 0;
+    }
+    case 'publish': {
+      const manifestPath = required('manifest', '--manifest dist/manifest.json');
+      const { bucket, prefix } = parseS3Url(required('s3', '--s3 s3://my-releases/app/'));
+      positional(0, 'no positional arguments');
+      const endpoint = string('endpoint');
+      if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw usage(`--endpoint ${JSON.stringify(endpoint)} is not an http(s) URL`);
+      const publicKeys = await Promise.all(((values['public-key'] as string[] | undefined) ?? []).map((each) => readPublicKey(each)));
+      const lines = await publishToS3({
+        manifestPath,
+        target: { bucket, prefix, endpoint, region: string('region'), forcePathStyle: values['force-path-style'] === true },
+        publicKeys,
+      });
+      out.write(`${lines.join('\n')}\n`);
       return 0;
     }
     case 'keygen': {
