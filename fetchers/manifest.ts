@@ -13,6 +13,9 @@ import { describeError, isOverseerError, OverseerError } from '../src/errors.js'
 import type { EventBody } from '../src/events.js';
 import { assertFresh, chooseRelease, DEFAULT_CHANNEL, isChannelName, MAX_MANIFEST_BYTES, parseManifest, type Manifest, type ManifestRelease, type ReleaseChoice } from '../src/manifest/document.js';
 import { readSequence, resolveInstanceId, writeSequence } from '../src/manifest/state.js';
+import type { ManifestStatus } from '../src/manifest/status.js';
+
+export type { ManifestStatus } from '../src/manifest/status.js';
 import { assertOptions, nestedNames, optionNames, rule, rules, type OptionSpec } from '../src/options.js';
 import type { FetchContext, Fetcher, FetchResult, Release } from '../src/upgrade/fetcher.js';
 import { pickKey } from '../src/upgrade/keys.js';
@@ -61,18 +64,6 @@ const SPEC: OptionSpec = {
 const DEFAULT_INTERVAL = 300_000;
 const MAX_SIGNATURE_BYTES = 16 * 1024;
 
-/** What `overseer ctl status` shows of the manifest (fetcher.manifestStatus()). */
-export interface ManifestStatus {
-  readonly source: string;
-  readonly channel: string;
-  readonly instanceId: string | undefined;
-  readonly sequence: number | undefined;
-  readonly expires: string | undefined;
-  readonly newest: ReleaseChoice['newest'];
-  readonly action: ReleaseChoice['action'] | undefined;
-  readonly reason: string | undefined;
-  readonly refused: { readonly code: string; readonly error: string; readonly at: number } | undefined;
-}
 
 export class ManifestFetcher implements Fetcher {
   static readonly options: OptionSpec = SPEC;

@@ -10,6 +10,7 @@ import { controlPathOf } from './run-config-file.js';
 import { CONTROL_COMMANDS, sendControl, type ControlCommand, type ControlResponse } from './control.js';
 import { OverseerError, describeError } from '../errors.js';
 import type { MasterStatus } from '../core/master.js';
+import type { ManifestStatus } from '../manifest/status.js';
 
 export const CTL_USAGE = `usage: overseer ctl COMMAND [--json] [--control PATH | -c CONFIG]
 
@@ -40,7 +41,7 @@ const CTL_OPTIONS = {
 /** Requests that answer at once; restart and stop take as long as the handoff or the drain. */
 const QUICK_TIMEOUT = 10_000;
 
-type StatusAnswer = MasterStatus & { readonly names?: readonly string[]; readonly fetcher?: string };
+type StatusAnswer = MasterStatus & { readonly names?: readonly string[]; readonly fetcher?: string; readonly manifest?: ManifestStatus };
 
 function duration(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));
@@ -63,6 +64,7 @@ export function formatStatus(status: StatusAnswer, now = Date.now()): string {
   });
   lines.push(`listen    ${addresses.length === 0 ? '(no sockets)' : addresses.join('  ')}`);
   if (status.fetcher !== undefined) lines.push(`fetcher   ${status.fetcher}`);
+  if (status.manifest !== undefined) lines.push(...manifestLines(status.manifest, now));
   lines.push('children');
   if (status.children.length === 0) lines.push('  (none)');
   for (const child of [...status.children].sort((a, b) => b.generation - a.generation)) {
@@ -141,4 +143,16 @@ export async function runCtl(argv: readonly string[], out: NodeJS.WritableStream
   if (command === 'stop') await closed;
   out.write(values.json ? `${JSON.stringify(command === 'status' ? response.status : response, null, 2)}\n` : describe(command, response));
   return 0;
+}
+
+/** The manifest as this instance sees it: sequence and expiry, channel, identity, bucket and why. */
+export function manifestLines(manifest: ManifestStatus, now = Date.now()): string[] {
+  const lines = [
+    `manifest  ${manifest.sequence === undefined ? 'none accepted yet' : `sequence ${manifest.sequence}, expires ${manifest.expires}`} from ${manifest.source}`,
+    `instance  ${manifest.instanceId ?? '(not known yet)'}, channel ${manifest.channel}`,
+  ];
+  if (manifest.newest !== undefined) lines.push(`rollout   ${manifest.newest.version} at ${manifest.newest.rollout} %, this instance's bucket ${manifest.newest.bucket.toFixed(2)}`);
+  if (manifest.reason !== undefined) lines.push(`release   ${manifest.action}: ${manifest.reason}`);
+  if (manifest.refused !== undefined) lines.push(`refused   ${duration(now - manifest.refused.at)} ago: ${manifest.refused.code}: ${manifest.refused.error}`);
+  return lines;
 }

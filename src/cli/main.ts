@@ -111,7 +111,11 @@ async function startRun(settings: RunSettings): Promise<void> {
         path: settings.control,
         master: () => master,
         reopenSignal: settings.reopenSignal,
-        describe: () => ({ names: settings.listeners.map((listener) => listener.name), ...(settings.fetchSource ? { fetcher: settings.fetchSource } : {}) }),
+        describe: () => ({
+          names: settings.listeners.map((listener) => listener.name),
+          ...(settings.fetchSource ? { fetcher: settings.fetchSource } : {}),
+          ...manifestStatusOf(settings.config.fetcher),
+        }),
         log,
       });
     }
@@ -207,3 +211,9 @@ main().catch((error: unknown) => {
   process.stderr.write(`overseer: ${isOverseerError(error) ? error.message : describeError(error)}\n`);
   exitProcess(1);
 });
+
+/** The manifest lines of `overseer ctl status`, when the release source is a ManifestFetcher. */
+function manifestStatusOf(fetcher: unknown): { manifest?: unknown } {
+  const status = (fetcher as { manifestStatus?: () => unknown } | undefined)?.manifestStatus;
+  return typeof status === 'function' ? { manifest: status.call(fetcher) } : {};
+}

@@ -89,6 +89,8 @@ export function fetchSpecOf(data: Record<string, unknown>, dir: string, names: O
   const [source, options] = Object.entries(data.fetch as Record<string, Record<string, unknown>>)[0] as [FetchSource, Record<string, unknown>];
   const resolved = { ...options };
   if (source === 'file' && typeof resolved.path === 'string' && resolved.path !== '') resolved.path = path.resolve(dir, resolved.path);
+  const manifestFile = source === 'manifest' && isPlainObject(resolved.file) ? resolved.file : undefined;
+  if (manifestFile !== undefined && typeof manifestFile.path === 'string' && manifestFile.path !== '') resolved.file = { ...manifestFile, path: path.resolve(dir, manifestFile.path) };
   return { source, options: resolved, names: nestedNames(nestedNames(names, 'fetch'), source) };
 }
 

@@ -16,9 +16,9 @@ export interface ListenerGroup {
   readonly address: string;
 }
 
-export type FetchSource = 'http' | 'file' | 's3' | 'github';
+export type FetchSource = 'http' | 'file' | 's3' | 'github' | 'manifest';
 
-export const FETCH_CLASSES: Readonly<Record<FetchSource, string>> = { http: 'HttpFetcher', file: 'FileFetcher', s3: 'S3Fetcher', github: 'GitHubFetcher' };
+export const FETCH_CLASSES: Readonly<Record<FetchSource, string>> = { http: 'HttpFetcher', file: 'FileFetcher', s3: 'S3Fetcher', github: 'GitHubFetcher', manifest: 'ManifestFetcher' };
 
 export interface FetchSpec {
   readonly source: FetchSource;

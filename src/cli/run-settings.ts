@@ -49,6 +49,7 @@ const FETCHERS: Readonly<Record<FetchSource, () => Promise<FetcherClass>>> = {
   file: async () => (await import('../../fetchers/file.js')).FileFetcher,
   s3: async () => (await import('../../fetchers/s3.js')).S3Fetcher,
   github: async () => (await import('../../fetchers/github.js')).GitHubFetcher,
+  manifest: async () => (await import('../../fetchers/manifest.js')).ManifestFetcher,
 };
 
 /** Checks the fetcher's options with the names the user gave them, then builds it. */

@@ -82,6 +82,8 @@ export class FetchLoop {
   /** Sleeps `delay`, or less when the fetcher's hint fires, but never under minInterval since `began`. */
   async #wait(delay: number, began: number): Promise<void> {
     const { fetcher, minInterval } = this.#options;
+    // Stopped while a poll ran: its abort event has passed, so no wait may start.
+    if (this.#stop.signal.aborted) return;
     const waiting = new AbortController();
     const stop = () => waiting.abort();
     this.#stop.signal.addEventListener('abort', stop, { once: true });

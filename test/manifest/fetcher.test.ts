@@ -12,7 +12,7 @@ import { S3_CREDENTIALS, startS3, type S3Server } from '../../support/s3.ts';
 import { releaseServer } from '../helpers/ended.ts';
 import { readAll } from '../helpers/fetch.ts';
 import { tempDir } from '../helpers/master.ts';
-import { manifestOf, publish, sha256, type Put } from './publish.ts';
+import { manifestOf, publish, sha256, type Put } from '../../support/manifest-publish.ts';
 import { serializeManifest } from '../../src/manifest/document.ts';
 
 const key = createMinisignKey();

@@ -8,7 +8,7 @@ import { ask, Load } from '../helpers/load.ts';
 import { tempDir } from '../helpers/master.ts';
 import { versionFile } from '../../src/upgrade/version-floor.ts';
 import { manifestBundle } from './bundles.ts';
-import { publish, type Put } from './publish.ts';
+import { publish, type Put } from '../../support/manifest-publish.ts';
 
 test('a real master: upgrade through the manifest, pull-back through a ready-first handoff under load, expiry keeps it serving', async () => {
   const key = createMinisignKey();

@@ -5,8 +5,8 @@
  * `overseer release`; these tests exercise the instance side.)
  */
 import { createHash } from 'node:crypto';
-import { parseManifest, serializeManifest, type Manifest, type ManifestRelease } from '../../src/manifest/document.ts';
-import type { MinisignTestKey } from '../../support/minisign.ts';
+import { parseManifest, serializeManifest, type Manifest, type ManifestRelease } from '../src/manifest/document.ts';
+import type { MinisignTestKey } from './minisign.ts';
 
 export type Put = (path: string, body: Buffer | string) => void | Promise<void>;
 
