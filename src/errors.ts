@@ -49,6 +49,8 @@ export const CODES = {
   ERR_OVERSEER_MANIFEST_NO_CHANNEL: "a release manifest has no entry for the instance's channel",
   ERR_OVERSEER_MANIFEST_EXPIRED: 'a release manifest is past its expires time (the running build keeps serving)',
   ERR_OVERSEER_MANIFEST_ROLLBACK: 'a release manifest has a lower sequence than the last one the instance accepted (a replayed manifest)',
+  ERR_OVERSEER_SECRET_KEY_INVALID: 'a minisign secret key file is malformed, encrypted with no password given, or its password is wrong',
+  ERR_OVERSEER_RELEASE_REFUSED: '`overseer release` refused a manifest edit or found a problem verifying one (an artifact outside the manifest\'s folder, a version or channel it does not have, an artifact whose size or sha256 differs)',
 } as const;
 
 export type ErrorCode = keyof typeof CODES;

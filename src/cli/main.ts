@@ -22,6 +22,7 @@ const USAGE = `usage: overseer run [options] [-- CMD [ARGS...]]
        overseer ctl status|restart|stop|reopen|upgrade [--json] [--control PATH | -c CONFIG]
        overseer deploy DIR [options]      (see overseer deploy --help)
        overseer check APP.mjs | [options] -- CMD [ARGS...]   (see overseer check --help)
+       overseer release create|rollout|pull|unpull|renew|sign|verify|show|keygen ...   (see overseer release --help)
 
 \`overseer run\` runs CMD under an overseer master: the master binds every listener, hands the
 sockets to CMD as fds 3, 4, ... (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, as systemd does), and
@@ -84,7 +85,8 @@ function fail(message: string, help: string): never {
 const RUN_HELP = 'see `overseer run --help` for the options, docs/command.md for the config file';
 const CTL_HELP = 'see `overseer ctl --help`';
 const MAIN_HELP = 'see `overseer --help`';
-const COMMANDS = ['run', 'ctl', 'deploy', 'check'];
+const RELEASE_HELP = 'see `overseer release --help`';
+const COMMANDS = ['run', 'ctl', 'deploy', 'check', 'release'];
 
 /** Removes the pid file if it is still this master's (the lock release does it too; this runs on any exit). */
 function removePidFileSync(pidFile: string | undefined): void {
@@ -178,6 +180,15 @@ async function ctlCommand(argv: string[]): Promise<void> {
   }
 }
 
+async function releaseCommand(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await (await import('../release/cli.js')).runRelease(argv);
+  } catch (error) {
+    if (isOverseerError(error, 'ERR_OVERSEER_INVALID_CONFIG')) return fail(error.message, RELEASE_HELP);
+    throw error;
+  }
+}
+
 async function main(): Promise<void> {
   const [subcommand, ...rest] = process.argv.slice(2);
   switch (subcommand) {
@@ -189,6 +200,8 @@ async function main(): Promise<void> {
       return (await import('../deploy/cli.js')).runDeploy(rest);
     case 'check':
       return (await import('../check/cli.js')).runCheck(rest);
+    case 'release':
+      return releaseCommand(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -200,7 +213,7 @@ async function main(): Promise<void> {
       return;
     default: {
       const hint = closest(subcommand, subcommand.startsWith('-') ? ['--help', '--version'] : COMMANDS);
-      fail(`unknown command ${JSON.stringify(subcommand)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; the commands are run, ctl, deploy and check`, MAIN_HELP);
+      fail(`unknown command ${JSON.stringify(subcommand)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; the commands are run, ctl, deploy, check and release`, MAIN_HELP);
     }
   }
 }
