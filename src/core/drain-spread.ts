@@ -58,8 +58,11 @@ export class SpreadSchedule<Key extends object = object> {
     return now >= this.dueAt(key);
   }
 
-  /** When idle connections may be swept: everyone has been due for `grace` ms. */
+  /**
+   * When idle connections may be swept: once every connection is due (before that, a busy one
+   * caught idle between two requests would be closed early), and not before `grace` ms.
+   */
   sweepAt(grace: number): number {
-    return this.start + this.window + grace;
+    return this.start + Math.max(this.window, grace);
   }
 }

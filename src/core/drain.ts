@@ -9,7 +9,7 @@ import dc from 'node:diagnostics_channel';
 import net from 'node:net';
 import { SpreadSchedule, spreadWindow, type DrainSpread } from './drain-spread.js';
 
-/** Idle keep-alive sockets get this long after the spread window to send one more request before the first sweep. */
+/** Idle keep-alive sockets get at least this long (and the whole spread window) to send one more request before the first sweep. */
 const SWEEP_AFTER_MS = 1_000;
 const SWEEP_EVERY_MS = 1_000;
 

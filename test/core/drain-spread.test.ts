@@ -37,7 +37,9 @@ describe('drain spread: the schedule', () => {
     // One the count missed is due at the window's end, not beyond it.
     assert.equal(schedule.dueAt({}), 1400);
     assert.equal(schedule.dueAt({}), 1400);
-    assert.equal(schedule.sweepAt(1000), 2400);
+    // Idle ones are swept once all are due, and not before the grace.
+    assert.equal(schedule.sweepAt(1000), 2000);
+    assert.equal(new SpreadSchedule(1000, 3000, 4).sweepAt(1000), 4000);
   });
 
   test('a window of 0 makes every connection due at once (the old behaviour)', () => {
