@@ -61,14 +61,15 @@ export class Drainer {
 
   adopt(server: net.Server): void {
     if (this.#servers.has(server)) return;
-    // Open connections: plain net servers have no list of their own (closed at the deadline),
-    // and the count sizes the close schedule of HTTP ones.
+    // Plain net servers have no connection list of their own; keep one for the deadline.
     const sockets = new Set<net.Socket>();
     this.#servers.set(server, sockets);
-    server.on('connection', (socket: net.Socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-    });
+    if (!isHttpLike(server)) {
+      server.on('connection', (socket: net.Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      });
+    }
   }
 
   /**
@@ -88,9 +89,11 @@ export class Drainer {
     dc.unsubscribe('http.server.request.start', this.#onRequest);
   }
 
-  #drainOne(server: net.Server, sockets: Set<net.Socket>, deadline: number, spread: DrainSpread): Promise<void> {
+  async #drainOne(server: net.Server, sockets: Set<net.Socket>, deadline: number, spread: DrainSpread): Promise<void> {
+    // The count sizes the close schedule; counted now, so serving costs nothing per connection.
+    const open = isHttpLike(server) ? await connectionCount(server) : sockets.size;
     const start = Date.now();
-    const schedule = new SpreadSchedule(start, spreadWindow(spread, sockets.size, deadline - start), sockets.size);
+    const schedule = new SpreadSchedule(start, spreadWindow(spread, open, deadline - start), open);
     this.#draining.set(server, schedule);
     return new Promise((resolve) => {
       const timers: NodeJS.Timeout[] = [];
@@ -121,4 +124,9 @@ export class Drainer {
       }
     });
   }
+}
+
+/** The server's open connections (0 if it cannot say). */
+function connectionCount(server: net.Server): Promise<number> {
+  return new Promise((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
 }
