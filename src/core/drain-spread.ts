@@ -59,10 +59,12 @@ export class SpreadSchedule<Key extends object = object> {
   }
 
   /**
-   * When idle connections may be swept: once every connection is due (before that, a busy one
-   * caught idle between two requests would be closed early), and not before `grace` ms.
+   * When idle connections may be swept: `grace` ms after the last connection became due. Each
+   * then had that long to send one more request and hear `Connection: close` politely; a sweep
+   * closes a connection the client may be reusing at that very moment (a reset), so it comes
+   * only once a busy client has had its chance. With one connection or no window: `grace`.
    */
   sweepAt(grace: number): number {
-    return this.start + Math.max(this.window, grace);
+    return this.start + (this.window * (this.#slots - 1)) / this.#slots + grace;
   }
 }

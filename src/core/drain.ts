@@ -9,7 +9,7 @@ import dc from 'node:diagnostics_channel';
 import net from 'node:net';
 import { SpreadSchedule, spreadWindow, type DrainSpread } from './drain-spread.js';
 
-/** Idle keep-alive sockets get at least this long (and the whole spread window) to send one more request before the first sweep. */
+/** Idle keep-alive sockets get this long after the last one is due to send one more request before the first sweep. */
 const SWEEP_AFTER_MS = 1_000;
 const SWEEP_EVERY_MS = 1_000;
 
@@ -51,7 +51,9 @@ export class Drainer {
   readonly #onRequest = (message: unknown) => {
     const { server, socket, response } = message as RequestStart;
     const schedule = this.#draining.get(server);
-    if (schedule?.isDue(socket) && !response.headersSent) response.shouldKeepAlive = false;
+    if (!schedule || response.headersSent) return;
+    // No socket in the message (a Node that does not send it): close at once, as before the spread.
+    if (typeof socket !== 'object' || socket === null || schedule.isDue(socket)) response.shouldKeepAlive = false;
   };
 
   constructor(handleFds: Iterable<number>) {
@@ -115,7 +117,8 @@ export class Drainer {
           server.closeIdleConnections();
           timers.push(setTimeout(sweep, SWEEP_EVERY_MS).unref());
         };
-        // Not before every connection is due: a busy one idle between two requests would go early.
+        // Not before every connection is due, plus the grace: a busy one caught idle between
+        // two requests would be reset instead of told.
         const sweepIn = schedule.sweepAt(SWEEP_AFTER_MS) - Date.now();
         if (remaining > sweepIn) timers.push(setTimeout(sweep, sweepIn).unref());
         timers.push(setTimeout(() => server.closeAllConnections(), remaining).unref());

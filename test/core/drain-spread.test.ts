@@ -37,14 +37,15 @@ describe('drain spread: the schedule', () => {
     // One the count missed is due at the window's end, not beyond it.
     assert.equal(schedule.dueAt({}), 1400);
     assert.equal(schedule.dueAt({}), 1400);
-    // Idle ones are swept once all are due, and not before the grace.
-    assert.equal(schedule.sweepAt(1000), 2000);
-    assert.equal(new SpreadSchedule(1000, 3000, 4).sweepAt(1000), 4000);
+    // Idle ones are swept a grace after the last became due: each busy one had its chance.
+    assert.equal(schedule.sweepAt(1000), 2300);
+    assert.equal(new SpreadSchedule(1000, 500, 1).sweepAt(1000), 2000);
   });
 
   test('a window of 0 makes every connection due at once (the old behaviour)', () => {
     const schedule = new SpreadSchedule(1000, 0, 3);
     assert.deepEqual([{}, {}, {}, {}].map((key) => schedule.isDue(key, 1000)), [true, true, true, true]);
+    assert.equal(schedule.sweepAt(1000), 2000, 'the sweep comes after the same 1 s as before');
   });
 
   test('config.drainSpread: "auto" by default, a duration or "auto" otherwise', () => {
