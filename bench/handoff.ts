@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { now, sleep } from './lib/clock.ts';
-import { startBare, startOverseer, startPm2, startReadyFirst, startStopStart, type Contender, type OverseerContender, type Restart } from './lib/contenders.ts';
+import { startBare, startOverseer, startPm2, startStopStart, type Contender, type OverseerContender, type Restart } from './lib/contenders.ts';
 import { runLoad, type LoadRecords } from '../src/check/load.ts';
 import { Pm2 } from './lib/pm2.ts';
 import { sampleMachineCpu, waitForQuiet } from './lib/procs.ts';
@@ -52,7 +52,7 @@ export interface PlotSeries {
 const WARMUP_MS = 1000;
 
 /** A control: a process boots the same bundle (echo-check mode: imports overseer, prints, exits) beside the serving child. */
-function bootOnlyControl(target: OverseerContender, bundle: string): Contender {
+export function bootOnlyControl(target: OverseerContender, bundle: string): Contender {
   return {
     ...target,
     name: 'overseer, boot-only control',
@@ -249,10 +249,8 @@ export async function handoffSection(options: SectionOptions): Promise<SectionRe
         ['pm2 ×1', () => startPm2(pm2, 1), plot],
         ['pm2 ×2', () => startPm2(pm2, 2), 0],
         ['stop-then-start', () => startStopStart(), plot],
-        ...(keepAlive ? [
-          ['ready-first emulation, drain at once', () => startReadyFirst(0), 0],
-          ['ready-first emulation, drain spread over 500 ms', () => startReadyFirst(500), 0],
-        ] as Array<[string, () => Promise<Contender>, number]> : []),
+        // The behaviour before config.drainSpread: every keep-alive connection told to close at once.
+        ['overseer, drainSpread 0', async () => ({ ...(await startOverseer({ options: { drainSpread: 0 } })), name: 'overseer, drainSpread 0 (closes at once)' }), 0],
         ['bare kill+restart', () => startBare(), plot],
         ['boot-only control', async () => {
           const target = await startOverseer();

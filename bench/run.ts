@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadAverage, quietWaited, root, setQuietGate, waitForQuiet } from './lib/procs.ts';
 import { assertBuilt, log, parseArgs, writeResult, type SectionOptions, type SectionResult } from './lib/section.ts';
 
-const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'upgrade', 'verify', 'unmodified', 'cli-startup', 'probation'] as const;
+const SECTIONS = ['throughput', 'handoff', 'handoff-latency', 'crash', 'master-cost', 'upgrade', 'verify', 'unmodified', 'cli-startup', 'probation'] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 function sh(command: string, args: readonly string[]): string {
@@ -59,6 +59,7 @@ async function load(name: SectionName): Promise<(options: SectionOptions) => Pro
   switch (name) {
     case 'throughput': return (await import('./throughput.ts')).throughputSection;
     case 'handoff': return (await import('./handoff.ts')).handoffSection;
+    case 'handoff-latency': return (await import('./handoff-latency.ts')).handoffLatencySection;
     case 'crash': return (await import('./crash.ts')).crashSection;
     case 'master-cost': return (await import('./master-cost.ts')).masterCostSection;
     case 'upgrade': return (await import('./upgrade.ts')).upgradeSection;

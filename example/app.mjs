@@ -13,6 +13,10 @@ const url = process.env.RELEASE_URL;
 run({
   address: process.env.ADDRESS ?? ':3000',
   version: VERSION,
+  // On a handoff the old child moves its keep-alive clients over one by one within this window
+  // (ms), so they do not all land on the cold new child at once. 'auto' (the default): 500 ms,
+  // 1 ms per connection beyond 500; DRAIN_SPREAD=0 moves them all at once.
+  drainSpread: process.env.DRAIN_SPREAD === undefined ? 'auto' : Number(process.env.DRAIN_SPREAD),
   ...(url ? { fetcher: new HttpFetcher({ url, interval: Number(process.env.RELEASE_INTERVAL ?? 5000) }), minFetchInterval: 200 } : {}),
   onEvent(event) {
     const detail = {
@@ -21,7 +25,7 @@ run({
       'child-exited': () => `child ${event.pid} exited (${event.signal ?? `code ${event.code}`})`,
       'handoff-completed': () => `handoff ${event.from} → ${event.to} (${event.reason}): ready after ${event.timings.readyMs} ms, old drained in ${event.timings.drainMs} ms`,
       'handoff-failed': () => `handoff failed, child ${event.pid} stays out: ${event.error}`,
-      'upgrade-applied': () => `upgraded to ${event.version} (download ${event.timings.downloadMs} ms, verify ${event.timings.verifyMs} ms, swap ${event.timings.swapMs} ms)`,
+      'upgrade-applied': () => `upgraded to ${event.version} (poll ${event.timings.pollMs} ms, download ${event.timings.downloadMs} ms, verify ${event.timings.verifyMs} ms, check ${event.timings.checkMs} ms, swap ${event.timings.swapMs} ms, handoff ${event.timings.handoffMs} ms)`,
       'upgrade-rejected': () => `release refused: ${event.error}`,
       'upgrade-rolled-back': () => `release rolled back: ${event.error}`,
     }[event.type];

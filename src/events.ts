@@ -76,8 +76,13 @@ export interface HandoffTimings {
 export interface UpgradeTimings {
   readonly pollMs: number;
   readonly downloadMs: number;
+  /** Integrity, signature and staging, without the echo-token check. */
   readonly verifyMs: number;
+  /** The echo-token check of the staged release (0 when it is off). */
+  readonly checkMs: number;
   readonly swapMs: number;
+  /** The ready-first handoff to the new release (0 under noRestart or noRestartAfterFetch). */
+  readonly handoffMs: number;
 }
 
 /** An event as its emitter takes it: `at` is stamped on emit. */

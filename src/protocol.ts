@@ -32,7 +32,7 @@ export interface ListenerInfo {
 
 /** master → child */
 export type MasterMessage =
-  | { overseer: typeof PROTOCOL; type: 'init'; generation: number; id: string; bundlePath: string; listeners: ListenerInfo[]; terminateTimeout: number }
+  | { overseer: typeof PROTOCOL; type: 'init'; generation: number; id: string; bundlePath: string; listeners: ListenerInfo[]; terminateTimeout: number; drainSpread?: number | 'auto' | undefined }
   | { overseer: typeof PROTOCOL; type: 'listener'; generation: number; index: number }
   | { overseer: typeof PROTOCOL; type: 'drain'; generation: number; reason: string }
   /** Probation began (count responses and report them) or ended (stop counting). */

@@ -4,6 +4,7 @@
  */
 import type { ResolvedConfig } from './config.js';
 import { Drainer } from './drain.js';
+import type { DrainSpread } from './drain-spread.js';
 import { describeError } from '../errors.js';
 import { createLog } from '../events.js';
 import { exitProcess } from './exit.js';
@@ -23,6 +24,8 @@ interface Init {
   readonly bundlePath: string;
   readonly listeners: readonly ListenerInfo[];
   readonly terminateTimeout: number;
+  /** Absent from a master older than the option: closes at once, as it did. */
+  readonly drainSpread?: DrainSpread | undefined;
 }
 
 function send(message: ReturnType<typeof childMessage>): void {
@@ -62,7 +65,8 @@ export async function runChild(config: ResolvedConfig): Promise<void> {
     draining ??= (async () => {
       log.debug(`draining (${reason})`);
       shutdown.abort(reason);
-      await drainer.drain(Date.now() + deadlineMs);
+      // Only a handoff has a new child to protect from every client reconnecting at once.
+      await drainer.drain(Date.now() + deadlineMs, reason.startsWith('handoff:') ? init.drainSpread ?? 0 : 0);
       log.debug('drained');
       // Let the program's own shutdown work finish if it can; then end regardless.
       await new Promise((resolve) => setTimeout(resolve, EXIT_GRACE_MS).unref());

@@ -40,7 +40,7 @@ export interface ChildSnapshot {
 }
 
 export interface ChildrenOptions {
-  readonly config: Pick<ResolvedConfig, 'readyTimeout' | 'terminateTimeout'>;
+  readonly config: Pick<ResolvedConfig, 'readyTimeout' | 'terminateTimeout'> & Partial<Pick<ResolvedConfig, 'drainSpread'>>;
   readonly launcher: Launcher;
   readonly log: Log;
   readonly emit: (event: EventBody) => void;
@@ -241,7 +241,7 @@ export class Children {
   #fork(reason: string): ChildRecord {
     const { launcher, config, emit, log } = this.#options;
     const generation = ++this.#generation;
-    const launched = launcher.launch({ ...this.#options.context(), generation, terminateTimeout: config.terminateTimeout }, {
+    const launched = launcher.launch({ ...this.#options.context(), generation, terminateTimeout: config.terminateTimeout, drainSpread: config.drainSpread }, {
       ready: () => void this.#move(record, { to: 'ready' }),
       failed: (message) => this.#fail(record, new OverseerError('ERR_OVERSEER_CHILD_FAILED', `child ${record.pid} failed in its program: ${message}`, { pid: record.pid })),
       restart: () => this.#options.onRestart(),

@@ -76,6 +76,13 @@ export interface Config {
   readonly restartSignal?: NodeJS.Signals;
   /** Drain deadline of an outgoing child, in ms; it is killed with SIGKILL after it. @default 30000 */
   readonly terminateTimeout?: number;
+  /**
+   * On a handoff, the old child tells its keep-alive connections to close spread over this
+   * window, in ms, so they do not all reconnect at once to a cold new child; 0 closes them at
+   * once. 'auto': 500 ms, or 1 ms per open connection beyond 500. Never more than half the
+   * terminateTimeout. @default 'auto'
+   */
+  readonly drainSpread?: number | 'auto';
   /** A new child must be ready within this, in ms, or it is killed and the old one keeps serving. @default 30000 */
   readonly readyTimeout?: number;
   /** Floor between two polls of the fetcher, in ms. @default 1000 */
@@ -124,6 +131,7 @@ export interface ResolvedConfig {
   readonly fetcher: Fetcher | undefined;
   readonly restartSignal: NodeJS.Signals;
   readonly terminateTimeout: number;
+  readonly drainSpread: number | 'auto';
   readonly readyTimeout: number;
   readonly minFetchInterval: number;
   readonly preUpgrade: ((tempPath: string) => unknown) | undefined;
@@ -154,6 +162,7 @@ export interface ResolvedConfig {
 export const DEFAULTS = Object.freeze({
   restartSignal: 'SIGUSR2' as NodeJS.Signals,
   terminateTimeout: 30_000,
+  drainSpread: 'auto' as number | 'auto',
   readyTimeout: 30_000,
   minFetchInterval: 1_000,
   maxBundleSize: 512 * 1024 * 1024,
@@ -244,6 +253,7 @@ export const CONFIG_SPEC: OptionSpec = {
     (value) => typeof value === 'string' && Object.hasOwn(os.constants.signals, value) && !UNUSABLE_RESTART_SIGNALS.has(value),
   ),
   terminateTimeout: duration,
+  drainSpread: rule('"auto" or a duration in milliseconds (a finite number >= 0)', (value) => value === 'auto' || isDuration(value)),
   readyTimeout: duration,
   minFetchInterval: duration,
   preUpgrade: rules.function,
@@ -361,6 +371,7 @@ export function normalizeConfig(input: unknown, names: OptionNames = RUN_NAMES):
     fetcher: config.fetcher,
     restartSignal: config.restartSignal ?? DEFAULTS.restartSignal,
     terminateTimeout: config.terminateTimeout ?? DEFAULTS.terminateTimeout,
+    drainSpread: config.drainSpread ?? DEFAULTS.drainSpread,
     readyTimeout: config.readyTimeout ?? DEFAULTS.readyTimeout,
     minFetchInterval: config.minFetchInterval ?? DEFAULTS.minFetchInterval,
     preUpgrade: config.preUpgrade,

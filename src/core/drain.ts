@@ -1,13 +1,15 @@
 /**
  * The child's gentle drain. Plain server.close() resets keep-alive clients (since Node 19 it
  * destroys idle sockets a client is about to reuse), so instead: close only the listener, answer
- * every later request with `Connection: close`, sweep idle connections after a grace period,
- * and close whatever is left at the deadline.
+ * later requests with `Connection: close` (each connection from its own moment, spread over a
+ * window: drain-spread.ts), sweep idle connections after a grace period, and close whatever is
+ * left at the deadline.
  */
 import dc from 'node:diagnostics_channel';
 import net from 'node:net';
+import { SpreadSchedule, spreadWindow, type DrainSpread } from './drain-spread.js';
 
-/** Idle keep-alive sockets get this long to send one more request before the first sweep. */
+/** Idle keep-alive sockets get this long after the last one is due to send one more request before the first sweep. */
 const SWEEP_AFTER_MS = 1_000;
 const SWEEP_EVERY_MS = 1_000;
 
@@ -23,6 +25,7 @@ function isHttpLike(server: net.Server): server is HttpLikeServer {
 
 interface RequestStart {
   readonly server: net.Server;
+  readonly socket: object;
   readonly response: { shouldKeepAlive: boolean; headersSent: boolean };
 }
 
@@ -33,7 +36,8 @@ interface RequestStart {
  */
 export class Drainer {
   readonly #servers = new Map<net.Server, Set<net.Socket>>();
-  readonly #draining = new Set<net.Server>();
+  /** Each draining server's close schedule. */
+  readonly #draining = new Map<net.Server, SpreadSchedule>();
   readonly #fds: ReadonlySet<number>;
   #drained: Promise<void> | undefined;
 
@@ -45,8 +49,11 @@ export class Drainer {
   };
 
   readonly #onRequest = (message: unknown) => {
-    const { server, response } = message as RequestStart;
-    if (this.#draining.has(server) && !response.headersSent) response.shouldKeepAlive = false;
+    const { server, socket, response } = message as RequestStart;
+    const schedule = this.#draining.get(server);
+    if (!schedule || response.headersSent) return;
+    // No socket in the message (a Node that does not send it): close at once, as before the spread.
+    if (typeof socket !== 'object' || socket === null || schedule.isDue(socket)) response.shouldKeepAlive = false;
   };
 
   constructor(handleFds: Iterable<number>) {
@@ -67,22 +74,29 @@ export class Drainer {
     }
   }
 
-  /** Drains every server; resolves when all are closed. Idempotent: later calls share the first. */
-  drain(deadline: number): Promise<void> {
-    this.#drained ??= this.#drainAll(deadline);
+  /**
+   * Drains every server; resolves when all are closed. Idempotent: later calls share the first.
+   * `spread`: the window over which keep-alive connections are told to close (see drain-spread.ts).
+   */
+  drain(deadline: number, spread: DrainSpread = 0): Promise<void> {
+    this.#drained ??= this.#drainAll(deadline, spread);
     return this.#drained;
   }
 
-  async #drainAll(deadline: number): Promise<void> {
+  async #drainAll(deadline: number, spread: DrainSpread): Promise<void> {
     dc.unsubscribe('tracing:net.server.listen:asyncEnd', this.#onListen);
     // Only from here on: a subscriber makes Node build a message object for every request.
     dc.subscribe('http.server.request.start', this.#onRequest);
-    await Promise.all([...this.#servers].map(([server, sockets]) => this.#drainOne(server, sockets, deadline)));
+    await Promise.all([...this.#servers].map(([server, sockets]) => this.#drainOne(server, sockets, deadline, spread)));
     dc.unsubscribe('http.server.request.start', this.#onRequest);
   }
 
-  #drainOne(server: net.Server, sockets: Set<net.Socket>, deadline: number): Promise<void> {
-    this.#draining.add(server);
+  async #drainOne(server: net.Server, sockets: Set<net.Socket>, deadline: number, spread: DrainSpread): Promise<void> {
+    // The count sizes the close schedule; counted now, so serving costs nothing per connection.
+    const open = isHttpLike(server) ? await connectionCount(server) : sockets.size;
+    const start = Date.now();
+    const schedule = new SpreadSchedule(start, spreadWindow(spread, open, deadline - start), open);
+    this.#draining.set(server, schedule);
     return new Promise((resolve) => {
       const timers: NodeJS.Timeout[] = [];
       const finish = () => {
@@ -103,11 +117,19 @@ export class Drainer {
           server.closeIdleConnections();
           timers.push(setTimeout(sweep, SWEEP_EVERY_MS).unref());
         };
-        if (remaining > SWEEP_AFTER_MS) timers.push(setTimeout(sweep, SWEEP_AFTER_MS).unref());
+        // Not before every connection is due, plus the grace: a busy one caught idle between
+        // two requests would be reset instead of told.
+        const sweepIn = schedule.sweepAt(SWEEP_AFTER_MS) - Date.now();
+        if (remaining > sweepIn) timers.push(setTimeout(sweep, sweepIn).unref());
         timers.push(setTimeout(() => server.closeAllConnections(), remaining).unref());
       } else {
         timers.push(setTimeout(() => { for (const socket of sockets) socket.destroy(); }, remaining).unref());
       }
     });
   }
+}
+
+/** The server's open connections (0 if it cannot say). */
+function connectionCount(server: net.Server): Promise<number> {
+  return new Promise((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
 }

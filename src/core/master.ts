@@ -162,7 +162,7 @@ export class Master implements UpgradeHost {
     this.#cleanups.push(this.#onAbort(), watchParent((parent) => {
       this.#log.warn(`npm started this master and its parent (pid ${parent}) is gone; shutting down gracefully (signal the master, pid ${process.pid}, not npm)`);
       this.shutdown('SIGTERM');
-    }));
+    }, (message) => this.#log.debug(message)));
     this.emit({
       type: 'master-started',
       pid: process.pid,

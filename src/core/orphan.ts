@@ -17,11 +17,16 @@ export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
 
 /**
  * Calls `onGone(parentPid)` once when the parent that started this process has exited. Returns
- * a function that stops watching; returns a no-op where nothing is watched (see above).
+ * a function that stops watching; returns a no-op where nothing is watched (see above). `debug`
+ * hears the decision, so a test can wait on it instead of waiting out the check period.
  */
-export function watchParent(onGone: (parentPid: number) => void, env: NodeJS.ProcessEnv = process.env): () => void {
+export function watchParent(onGone: (parentPid: number) => void, debug: (message: string) => void = () => {}, env: NodeJS.ProcessEnv = process.env): () => void {
   const parent = process.ppid;
-  if (parent <= 1 || !startedByNpm(env)) return () => {};
+  if (parent <= 1 || !startedByNpm(env)) {
+    debug(`not watching the parent (pid ${parent}): npm did not start this master`);
+    return () => {};
+  }
+  debug(`watching the parent (pid ${parent}) every ${PARENT_CHECK_MS} ms: npm started this master`);
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);

@@ -43,6 +43,8 @@ export class FetchLoop {
     if (!finishCurrent) this.#abortPolls.abort();
     await this.#current?.catch(() => {});
     this.#abortPolls.abort();
+    // The loop itself: its wait and its change watch end with it.
+    await this.#running?.catch(() => {});
     await this.#options.fetcher.close?.();
   }
 
@@ -59,48 +61,63 @@ export class FetchLoop {
     let failures = 0;
     const jitter = Math.min(0.5, Math.max(0, fetcher.jitter ?? 0));
     // A fleet restarted at once spreads its first polls too.
-    if (jitter > 0) await this.#wait(Math.random() * jitter * interval, Date.now() - minInterval);
+    if (jitter > 0) await this.#wait(Math.random() * jitter * interval, Date.now() - minInterval, new Promise<never>(() => {}));
     while (!signal.aborted) {
       const began = Date.now();
       let delay = jittered(interval, jitter, minInterval);
-      this.#current = this.#options.poll(this.#abortPolls.signal);
+      // Watched from before the poll: a change while it runs (it may have looked too early)
+      // must bring the next poll forward, not wait out the interval.
+      const watching = new AbortController();
+      const hinted = this.#watch(watching.signal);
       try {
-        await this.#current;
-        failures = 0;
-      } catch (error) {
-        if (signal.aborted) return;
-        failures++;
-        delay = Math.min(interval, minInterval * 2 ** (failures - 1));
-        this.#options.onFailure(error, delay);
+        this.#current = this.#options.poll(this.#abortPolls.signal);
+        try {
+          await this.#current;
+          failures = 0;
+        } catch (error) {
+          if (signal.aborted) return;
+          failures++;
+          delay = Math.min(interval, minInterval * 2 ** (failures - 1));
+          this.#options.onFailure(error, delay);
+        } finally {
+          this.#current = undefined;
+        }
+        await this.#wait(delay, began, hinted);
       } finally {
-        this.#current = undefined;
+        watching.abort();
       }
-      await this.#wait(delay, began);
     }
   }
 
-  /** Sleeps `delay`, or less when the fetcher's hint fires, but never under minInterval since `began`. */
-  async #wait(delay: number, began: number): Promise<void> {
-    const { fetcher, minInterval } = this.#options;
-    // Stopped while a poll ran: its abort event has passed, so no wait may start.
-    if (this.#stop.signal.aborted) return;
+  /** Resolves when the fetcher hints at a change before `signal` aborts; never rejects, never resolves without a hint. */
+  #watch(signal: AbortSignal): Promise<void> {
+    const { fetcher } = this.#options;
+    if (!fetcher.changed) return new Promise<never>(() => {});
+    return fetcher.changed(signal).then(
+      () => (signal.aborted ? new Promise<never>(() => {}) : undefined),
+      () => new Promise<never>(() => {}),
+    );
+  }
+
+  /** Sleeps `delay`, or less when the fetcher's hint fires (or fired during the poll), but never under minInterval since `began`. */
+  async #wait(delay: number, began: number, hinted: Promise<void>): Promise<void> {
+    const { minInterval } = this.#options;
     const waiting = new AbortController();
     const stop = () => waiting.abort();
     this.#stop.signal.addEventListener('abort', stop, { once: true });
+    // Stopped while the poll finished (stop(true)): no wait at all.
+    if (this.#stop.signal.aborted) waiting.abort();
     const wake = new AbortController();
     this.#wake = wake;
     try {
       const timer = sleep(delay, undefined, { signal: waiting.signal });
-      const woken = new Promise<void>((resolve) => wake.signal.addEventListener('abort', () => resolve(), { once: true }))
-        .then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }));
+      const floor = () => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal });
+      const woken = new Promise<void>((resolve) => wake.signal.addEventListener('abort', () => resolve(), { once: true })).then(floor);
       if (this.#pollAgain) {
         this.#pollAgain = false;
         wake.abort();
       }
-      const hint = fetcher.changed
-        ? fetcher.changed(waiting.signal).then(() => sleep(Math.max(0, minInterval - (Date.now() - began)), undefined, { signal: waiting.signal }))
-        : new Promise<never>(() => {});
-      await Promise.race([timer, hint, woken]);
+      await Promise.race([timer, hinted.then(floor), woken]);
     } catch {
       // Aborted: stopping, or the other branch won.
     } finally {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { discardStaged, restorePrevious, stageRelease, swapBundle, type StagedRelease } from './bundle.js';
 import { OverseerError, describeError, isOverseerError } from '../errors.js';
-import { ChangeWarner } from '../events.js';
+import { ChangeWarner, type UpgradeTimings } from '../events.js';
 import type { Fetcher, Release } from './fetcher.js';
 import { FetchLoop } from './fetch-loop.js';
 import { cleanupFolderDebris, discardFolder, installFolder, restorePreviousFolder, swapFolder } from './folder.js';
@@ -149,6 +149,7 @@ export class Upgrader {
     try {
       const verifyStart = Date.now();
       let signedVersion: string | undefined;
+      let checkMs = 0;
       try {
         // The same bytes refused before (a corrupted transfer repeated, a replay without an id).
         if (this.#rejections.refusedBytes(release, staged.rawSha256)) return this.#skipOnce(release, 'rejected-before', staged.rawSha256);
@@ -159,7 +160,9 @@ export class Upgrader {
           await attempt.candidate.discard();
           return this.#skipOnce(release, 'rejected-before', attempt.candidate.sha256);
         }
+        const checkStart = Date.now();
         attempt.version = await this.#check(attempt, attempt.candidate, signedVersion);
+        checkMs = Date.now() - checkStart;
         await this.#preUpgrade(attempt.candidate.path);
       } catch (error) {
         // Cleaned up before the event, so whoever hears of the refusal finds nothing left.
@@ -169,7 +172,7 @@ export class Upgrader {
         this.#refuse(attempt, error);
         return;
       }
-      const timings = { pollMs: downloadStart - polled, downloadMs: verifyStart - downloadStart, verifyMs: Date.now() - verifyStart, swapMs: 0 };
+      const timings = { pollMs: downloadStart - polled, downloadMs: verifyStart - downloadStart, verifyMs: Date.now() - verifyStart - checkMs, checkMs, swapMs: 0, handoffMs: 0 };
       await this.#install(attempt, attempt.candidate, timings);
     } finally {
       await discardStaged(staged);
@@ -313,7 +316,7 @@ export class Upgrader {
   }
 
   /** Steps install and hand off: swap under the lock, restart ready-first, roll back if it fails. */
-  async #install(attempt: Attempt, candidate: Candidate, timings: { pollMs: number; downloadMs: number; verifyMs: number; swapMs: number }): Promise<void> {
+  async #install(attempt: Attempt, candidate: Candidate, timings: { -readonly [K in keyof UpgradeTimings]: number }): Promise<void> {
     const { release, version } = attempt;
     const { sha256 } = candidate;
     // A newer release ends the probation of the one before: its verdict (and a rollback under way) settles first.
@@ -332,7 +335,9 @@ export class Upgrader {
     this.#version = version;
     this.#installedId = release.id;
     const restart = !this.#config.noRestart && !this.#config.noRestartAfterFetch;
+    const handoffStart = Date.now();
     const outcome = restart ? await this.#host.handoff('upgrade') : { ok: true as const };
+    timings.handoffMs = Date.now() - handoffStart;
     if (outcome.ok) {
       await this.#raiseFloor(version, release.manifest?.downgrade === true);
       this.#host.emit({ type: 'upgrade-applied', source: release.source, sha256, version, timings, restart });

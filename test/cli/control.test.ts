@@ -133,7 +133,9 @@ describe('overseer ctl: the control socket of overseer run', () => {
     fs.writeFileSync(path.join(dir, 'release/app.mjs'), fs.readFileSync(path.join(dir, 'app.mjs'), 'utf8').replace("VERSION = 'v1'", "VERSION = 'v2'"));
     const upgrade = await overseer('ctl', 'upgrade', '-c', config);
     assert.equal(upgrade.code, 0, upgrade.stderr);
-    await run.waitFor('upgrade-applied');
+    // The poll waits out the file's quiet period, then swaps and hands off to a cold `node`
+    // start: on a loaded machine that alone can take most of the default 10 s.
+    await run.waitFor('upgrade-applied', 1, 30_000);
     const fourth = await run.waitFor('child-ready', 4);
     const upgraded = await get(port);
     assert.equal(upgraded.pid, fourth.pid);

@@ -47,6 +47,13 @@ describe('self-upgrade', () => {
     const applied = await master.waitFor('upgrade-applied');
     assert.equal(applied.version, '2.0.0');
     assert.equal(applied.restart, true);
+    // Where the upgrade's time went, step by step.
+    assert.deepEqual(Object.keys(applied.timings).sort(), ['checkMs', 'downloadMs', 'handoffMs', 'pollMs', 'swapMs', 'verifyMs']);
+    for (const [step, ms] of Object.entries(applied.timings)) assert.ok(Number.isFinite(ms) && ms >= 0, `${step}: ${ms}`);
+    assert.ok(applied.timings.checkMs > 0, 'the echo-token check spawns the staged release: it takes time');
+    const handoff = master.events.find((event) => event.type === 'handoff-completed' && event.reason === 'upgrade');
+    assert.ok(handoff?.type === 'handoff-completed');
+    assert.ok(applied.timings.handoffMs >= handoff.timings.totalMs, `handoffMs ${applied.timings.handoffMs} < the handoff's ${handoff.timings.totalMs}`);
     await until('v2 answering', () => (load.result.answers.some((answer) => answer.version === '2.0.0') ? true : undefined));
     const result = await load.stop();
     assert.deepEqual(result.failures, []);
@@ -166,6 +173,7 @@ describe('self-upgrade', () => {
     server.publish('/app.mjs', bundleSource('2.0.0'));
     const applied = await master.waitFor('upgrade-applied');
     assert.equal(applied.restart, false);
+    assert.equal(applied.timings.handoffMs, 0);
     assert.equal((await ask(master.port)).pid, serving.pid);
     master.process.kill('SIGUSR2');
     await master.waitFor('handoff-completed');

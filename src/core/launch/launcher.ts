@@ -19,6 +19,8 @@ export interface LaunchContext {
   readonly sha256: string;
   readonly bundlePath: string;
   readonly terminateTimeout: number;
+  /** config.drainSpread, for the child's handoff drain. */
+  readonly drainSpread?: number | 'auto' | undefined;
 }
 
 /** What the child tells the master, as the launcher learns it. */

@@ -50,6 +50,7 @@ export class NodeLauncher implements Launcher {
           send(masterMessage({
             type: 'init', generation: context.generation, id: context.sha256, bundlePath: context.bundlePath,
             listeners: context.listeners.map((listener) => listener.info), terminateTimeout: context.terminateTimeout,
+            drainSpread: context.drainSpread,
           }));
           context.listeners.forEach((listener, index) => {
             send(masterMessage({ type: 'listener', generation: context.generation, index }), listener.handle);

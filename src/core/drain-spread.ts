@@ -1,0 +1,70 @@
+/**
+ * When each keep-alive connection of a draining child is told to close. Closing them all at
+ * once sends every client to the new child in the same moment, while its code is still cold;
+ * spreading the closes over a window lets the new child warm up on a trickle of reconnects
+ * while the old one carries the rest.
+ */
+
+/** `drainSpread: 'auto'`: at least this window, in ms… */
+export const AUTO_SPREAD_MIN_MS = 500;
+/** …and this much per open connection, so thousands reconnect at about one per ms. */
+export const AUTO_SPREAD_PER_CONNECTION_MS = 1;
+
+export type DrainSpread = number | 'auto';
+
+/**
+ * The window, in ms, over which `connections` are closed: the configured one ('auto': 500 ms,
+ * or 1 ms per connection when there are more than 500), never more than half of what remains
+ * before the deadline, so the last connections still have time to finish.
+ */
+export function spreadWindow(spread: DrainSpread, connections: number, remainingMs: number): number {
+  const wanted = spread === 'auto' ? Math.max(AUTO_SPREAD_MIN_MS, connections * AUTO_SPREAD_PER_CONNECTION_MS) : spread;
+  return Math.max(0, Math.min(wanted, Math.floor(remainingMs / 2)));
+}
+
+/**
+ * Hands out close times: the k-th connection to ask (of `connections` open when the drain
+ * began) is due at start + window × k / connections, so the first closes at once and the last
+ * a slot before the window ends. Connections are keyed by the socket their requests arrive on;
+ * a key asks once and keeps its time.
+ */
+export class SpreadSchedule<Key extends object = object> {
+  readonly start: number;
+  readonly window: number;
+  readonly #slots: number;
+  readonly #due = new WeakMap<Key, number>();
+  #given = 0;
+
+  constructor(start: number, window: number, connections: number) {
+    this.start = start;
+    this.window = window;
+    this.#slots = Math.max(1, connections);
+  }
+
+  /** When `key` is due to close (epoch ms). */
+  dueAt(key: Key): number {
+    let due = this.#due.get(key);
+    if (due === undefined) {
+      // More keys than slots (a connection the count missed): due at the window's end.
+      due = this.start + (this.window * Math.min(this.#given, this.#slots)) / this.#slots;
+      this.#given++;
+      this.#due.set(key, due);
+    }
+    return due;
+  }
+
+  /** True once `key` should be told to close (its response carries `Connection: close`). */
+  isDue(key: Key, now = Date.now()): boolean {
+    return now >= this.dueAt(key);
+  }
+
+  /**
+   * When idle connections may be swept: `grace` ms after the last connection became due. Each
+   * then had that long to send one more request and hear `Connection: close` politely; a sweep
+   * closes a connection the client may be reusing at that very moment (a reset), so it comes
+   * only once a busy client has had its chance. With one connection or no window: `grace`.
+   */
+  sweepAt(grace: number): number {
+    return this.start + (this.window * (this.#slots - 1)) / this.#slots + grace;
+  }
+}
