@@ -97,7 +97,7 @@ interface DownloadResult {
 }
 
 /** One master per size: it first installs nothing (same sha), then downloads `size` bytes whose sidecar is wrong. */
-async function peakDownload(server: ReleaseServer, size: number): Promise<DownloadResult> {
+export async function peakDownload(server: ReleaseServer, size: number): Promise<DownloadResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
   const bundle = path.join(dir, 'app.mjs');
   fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
@@ -138,7 +138,7 @@ async function peakDownload(server: ReleaseServer, size: number): Promise<Downlo
 }
 
 /** Plain copies of the same bytes from the same server: curl to /dev/null, curl to a file, node http.get to a file + fsync. */
-async function plainCopies(server: ReleaseServer, size: number): Promise<Record<string, number>> {
+export async function plainCopies(server: ReleaseServer, size: number): Promise<Record<string, number>> {
   const route = `/plain-${size}.bin`;
   server.publishGenerated(route, size, { sha256: false });
   const url = server.url(route);

@@ -202,6 +202,7 @@ export class Upgrader {
         body,
         gzip: release.gzip === true,
         maxBytes: this.#config.maxBundleSize,
+        prehash: this.#config.verify.publicKey !== undefined,
         signal,
         ...(release.size === undefined ? {} : { expectedSize: release.size }),
         onProgress: (received, total) => {
