@@ -16,7 +16,7 @@ import { overseerAppSource } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
 import { startOverseer } from './lib/contenders.ts';
 import { runLoad } from './lib/load.ts';
-import { memory, resetPeak } from './lib/procs.ts';
+import { cpuMs, memory, resetPeak } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
 import { mb, median, ms, table } from './lib/stats.ts';
 
@@ -93,6 +93,8 @@ interface DownloadResult {
   readonly peakRss: number;
   readonly downloadMs: number;
   readonly totalMs: number;
+  /** The master's CPU (utime+stime) from publishing to the rejection. */
+  readonly cpuMs: number;
   readonly outcome: string;
 }
 
@@ -118,7 +120,9 @@ export async function peakDownload(server: ReleaseServer, size: number): Promise
     server.publishGenerated(route, size, { sha256: false });
     server.publish(`${route}.sha256`, `${'0'.repeat(64)}  big.mjs\n`);
     const started = now();
+    const cpuBefore = cpuMs(master.masterPid);
     const rejected = await master.waitEvent('upgrade-rejected', undefined, 600_000, fromIndex);
+    const cpu = cpuMs(master.masterPid) - cpuBefore;
     const available = await master.waitEvent('upgrade-available', undefined, 1000, fromIndex);
     const progress = master.events.slice(fromIndex).filter((event) => event.type === 'upgrade-progress');
     const last = progress.findLast((event) => event.type === 'upgrade-progress' && event.received === size);
@@ -129,6 +133,7 @@ export async function peakDownload(server: ReleaseServer, size: number): Promise
       peakRss,
       downloadMs: (last?.at ?? rejected.at) - available.at,
       totalMs: rejected.at - started,
+      cpuMs: cpu,
       outcome: rejected.code,
     };
   } finally {
@@ -138,7 +143,7 @@ export async function peakDownload(server: ReleaseServer, size: number): Promise
 }
 
 /** Plain copies of the same bytes from the same server: curl to /dev/null, curl to a file, node http.get to a file + fsync. */
-export async function plainCopies(server: ReleaseServer, size: number): Promise<Record<string, number>> {
+async function plainCopies(server: ReleaseServer, size: number): Promise<Record<string, number>> {
   const route = `/plain-${size}.bin`;
   server.publishGenerated(route, size, { sha256: false });
   const url = server.url(route);
