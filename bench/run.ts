@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only=throughput,handoff,crash,master-cost,upgrade,verify]
+ * `npm run bench [-- --quick] [--only=throughput,handoff,crash,master-cost,master-memory,upgrade,verify]
  * [--pin] [--dist=head] [--no-wait]`: runs the sections in order, prints their tables, and writes
  * bench/results/latest.json, report.md and handoffs.svg. --quick is the CI smoke (< 2 min).
  */
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadAverage, quietWaited, root, setQuietGate, waitForQuiet } from './lib/procs.ts';
 import { assertBuilt, log, parseArgs, writeResult, type SectionOptions, type SectionResult } from './lib/section.ts';
 
-const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'upgrade', 'verify'] as const;
+const SECTIONS = ['throughput', 'handoff', 'crash', 'master-cost', 'master-memory', 'upgrade', 'verify'] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 function sh(command: string, args: readonly string[]): string {
@@ -61,6 +61,7 @@ async function load(name: SectionName): Promise<(options: SectionOptions) => Pro
     case 'handoff': return (await import('./handoff.ts')).handoffSection;
     case 'crash': return (await import('./crash.ts')).crashSection;
     case 'master-cost': return (await import('./master-cost.ts')).masterCostSection;
+    case 'master-memory': return (await import('./master-memory.ts')).masterMemorySection;
     case 'upgrade': return (await import('./upgrade.ts')).upgradeSection;
     case 'verify': return (await import('./verify.ts')).verifySection;
   }
