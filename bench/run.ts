@@ -29,6 +29,8 @@ function buildHead(): string {
   const archive = execFileSync('git', ['archive', 'HEAD', 'src', 'fetchers', 'tsconfig.json', 'package.json'], { cwd: root });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
   execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json')], { stdio: 'inherit' });
+  // As `npm run build` does (scripts/package-scopes.mjs: the master's memory depends on it).
+  if (fs.existsSync(path.join(root, 'scripts/package-scopes.mjs'))) execFileSync(process.execPath, [path.join(root, 'scripts/package-scopes.mjs'), path.join(dir, 'dist')], { stdio: 'inherit' });
   return path.join(dir, 'dist');
 }
 
