@@ -99,7 +99,7 @@ interface DownloadResult {
 }
 
 /** One master per size: it first installs nothing (same sha), then downloads `size` bytes whose sidecar is wrong. */
-export async function peakDownload(server: ReleaseServer, size: number): Promise<DownloadResult> {
+export async function peakDownload(server: ReleaseServer, size: number, execArgv: readonly string[] = []): Promise<DownloadResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
   const bundle = path.join(dir, 'app.mjs');
   fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
@@ -109,6 +109,7 @@ export async function peakDownload(server: ReleaseServer, size: number): Promise
     bundle,
     fetcher: { kind: 'http', options: { url: server.url(route), sha256Url: server.url(`${route}.sha256`), interval: 100 } },
     options: { minFetchInterval: 100, maxBundleSize: 2 * 1024 * MiB },
+    execArgv: [...execArgv],
   });
   try {
     // The first poll loads undici and reads the small release: that cost is not the download's.
