@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only=throughput,handoff,crash,master-cost,upgrade,verify,unmodified]
+ * `npm run bench [-- --quick] [--only=throughput,handoff,handoff-latency,crash,master-cost,master-memory,upgrade,verify,unmodified,cli-startup,probation]
  * [--pin] [--dist=head] [--no-wait]`: runs the sections in order, prints their tables, and writes
  * bench/results/latest.json, report.md and handoffs.svg. --quick is the CI smoke (< 2 min).
  */
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadAverage, quietWaited, root, setQuietGate, waitForQuiet } from './lib/procs.ts';
 import { assertBuilt, log, parseArgs, writeResult, type SectionOptions, type SectionResult } from './lib/section.ts';
 
-const SECTIONS = ['throughput', 'handoff', 'handoff-latency', 'crash', 'master-cost', 'upgrade', 'verify', 'unmodified', 'cli-startup', 'probation'] as const;
+const SECTIONS = ['throughput', 'handoff', 'handoff-latency', 'crash', 'master-cost', 'master-memory', 'upgrade', 'verify', 'unmodified', 'cli-startup', 'probation'] as const;
 type SectionName = (typeof SECTIONS)[number];
 
 function sh(command: string, args: readonly string[]): string {
@@ -29,6 +29,8 @@ function buildHead(): string {
   const archive = execFileSync('git', ['archive', 'HEAD', 'src', 'fetchers', 'tsconfig.json', 'package.json'], { cwd: root });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
   execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json')], { stdio: 'inherit' });
+  // As `npm run build` does (scripts/package-scopes.mjs: the master's memory depends on it).
+  if (fs.existsSync(path.join(root, 'scripts/package-scopes.mjs'))) execFileSync(process.execPath, [path.join(root, 'scripts/package-scopes.mjs'), path.join(dir, 'dist')], { stdio: 'inherit' });
   return path.join(dir, 'dist');
 }
 
@@ -62,6 +64,7 @@ async function load(name: SectionName): Promise<(options: SectionOptions) => Pro
     case 'handoff-latency': return (await import('./handoff-latency.ts')).handoffLatencySection;
     case 'crash': return (await import('./crash.ts')).crashSection;
     case 'master-cost': return (await import('./master-cost.ts')).masterCostSection;
+    case 'master-memory': return (await import('./master-memory.ts')).masterMemorySection;
     case 'upgrade': return (await import('./upgrade.ts')).upgradeSection;
     case 'verify': return (await import('./verify.ts')).verifySection;
     case 'unmodified': return (await import('./unmodified.ts')).unmodifiedSection;

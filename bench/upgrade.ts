@@ -16,7 +16,7 @@ import { overseerAppSource } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
 import { startOverseer } from './lib/contenders.ts';
 import { runLoad } from '../src/check/load.ts';
-import { memory, resetPeak } from './lib/procs.ts';
+import { cpuMs, memory, resetPeak } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
 import { mb, median, ms, table } from './lib/stats.ts';
 
@@ -93,11 +93,13 @@ interface DownloadResult {
   readonly peakRss: number;
   readonly downloadMs: number;
   readonly totalMs: number;
+  /** The master's CPU (utime+stime) from publishing to the rejection. */
+  readonly cpuMs: number;
   readonly outcome: string;
 }
 
 /** One master per size: it first installs nothing (same sha), then downloads `size` bytes whose sidecar is wrong. */
-async function peakDownload(server: ReleaseServer, size: number): Promise<DownloadResult> {
+export async function peakDownload(server: ReleaseServer, size: number, execArgv: readonly string[] = []): Promise<DownloadResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
   const bundle = path.join(dir, 'app.mjs');
   fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
@@ -107,6 +109,7 @@ async function peakDownload(server: ReleaseServer, size: number): Promise<Downlo
     bundle,
     fetcher: { kind: 'http', options: { url: server.url(route), sha256Url: server.url(`${route}.sha256`), interval: 100 } },
     options: { minFetchInterval: 100, maxBundleSize: 2 * 1024 * MiB },
+    execArgv: [...execArgv],
   });
   try {
     // The first poll loads undici and reads the small release: that cost is not the download's.
@@ -118,7 +121,9 @@ async function peakDownload(server: ReleaseServer, size: number): Promise<Downlo
     server.publishGenerated(route, size, { sha256: false });
     server.publish(`${route}.sha256`, `${'0'.repeat(64)}  big.mjs\n`);
     const started = now();
+    const cpuBefore = cpuMs(master.masterPid);
     const rejected = await master.waitEvent('upgrade-rejected', undefined, 600_000, fromIndex);
+    const cpu = cpuMs(master.masterPid) - cpuBefore;
     const available = await master.waitEvent('upgrade-available', undefined, 1000, fromIndex);
     const progress = master.events.slice(fromIndex).filter((event) => event.type === 'upgrade-progress');
     const last = progress.findLast((event) => event.type === 'upgrade-progress' && event.received === size);
@@ -129,6 +134,7 @@ async function peakDownload(server: ReleaseServer, size: number): Promise<Downlo
       peakRss,
       downloadMs: (last?.at ?? rejected.at) - available.at,
       totalMs: rejected.at - started,
+      cpuMs: cpu,
       outcome: rejected.code,
     };
   } finally {

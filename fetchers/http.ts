@@ -13,6 +13,7 @@ import { assertOptions, required, rules, type OptionSpec } from '../src/options.
 import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';
 import { assertSecureOption, isRedirect, MAX_REDIRECTIONS, redirectTarget, tooManyRedirects } from './redirects.js';
 import { checkSignature, parseSha256, readSidecar } from './sidecars.js';
+import { loadLeanUndici, type LeanUndici } from './undici-lean.js';
 import {
   besideRelease,
   discard,
@@ -74,13 +75,12 @@ const BASE_HEADERS: Readonly<Record<string, string>> = { 'user-agent': 'overseer
 
 const debug = debuglog('overseer');
 
-type Undici = typeof import('undici');
-let undici: Promise<Undici> | undefined;
+let undici: Promise<LeanUndici> | undefined;
 
-/** undici costs the master about 19 MB, so it loads once, at the first request of any HttpFetcher. */
-function loadUndici(): Promise<Undici> {
+/** undici costs the master memory, so it loads once, at the first request of any HttpFetcher, and only the part a poll needs. */
+function loadUndici(): Promise<LeanUndici> {
   limitWasmCompilation();
-  undici ??= import('undici').catch((error: unknown) => {
+  undici ??= loadLeanUndici().catch((error: unknown) => {
     undici = undefined;
     throw error;
   });
@@ -292,7 +292,7 @@ export class HttpFetcher implements Fetcher {
     signal.throwIfAborted();
     const source = redact(url);
     let dispatcher: Dispatcher;
-    let request: Undici['request'];
+    let request: LeanUndici['request'];
     try {
       [dispatcher, { request }] = await Promise.all([this.#getDispatcher(), loadUndici()]);
     } catch (error) {

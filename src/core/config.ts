@@ -5,8 +5,8 @@
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import semverValid from 'semver/functions/valid.js';
 import { OverseerError } from '../errors.js';
+import { isValidSemver } from './semver-valid.js';
 import {
   assertOptions, describeValue, invalidOption, isPlainObject, nestedNames, optionNames, required, rule, rules, withInner,
   type OptionNames, type OptionSpec,
@@ -265,7 +265,7 @@ export const CONFIG_SPEC: OptionSpec = {
   required: flag,
   debug: flag,
   noWarn: flag,
-  version: rule('a semver string such as "1.4.0"', (value) => typeof value === 'string' && semverValid(value) !== null),
+  version: rule('a semver string such as "1.4.0"', (value) => typeof value === 'string' && isValidSemver(value)),
   verify: withInner(rule('{ sha256, publicKey, allowDowngrade }', isPlainObject), (value, names, key) => {
     assertOptions(nestedNames(names, key), value, VERIFY_SPEC);
   }),

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, open, readdir, realpath, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, open, readdir, realpath, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -132,4 +132,24 @@ export async function copyToTemp(from: string, targetPath: string): Promise<stri
     await unlinkIfExists(tempPath).catch(() => {});
     throw error;
   }
+}
+
+/** Errors of link() that mean "this file system or this file cannot be hard-linked": copy instead. */
+const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS', 'EACCES']);
+
+/**
+ * A hard link to `from` at a fresh temp beside `targetPath`: O(1) whatever the size, same inode
+ * (so same bytes and mode, already durable). Made only for a file about to be renamed away from
+ * its name, so the link ends up its only name. Where the file system refuses links, a copy
+ * (copyToTemp). Returns the temp and how it was made.
+ */
+export async function linkOrCopyToTemp(from: string, targetPath: string): Promise<{ tempPath: string; linked: boolean }> {
+  const tempPath = createTempPath(targetPath);
+  try {
+    await link(from, tempPath);
+    return { tempPath, linked: true };
+  } catch (error) {
+    if (!NO_LINK.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+  }
+  return { tempPath: await copyToTemp(from, targetPath), linked: false };
 }

@@ -37,7 +37,7 @@ const RELEASE_FAULTS = new Set(['ERR_OVERSEER_TOO_LARGE']);
 const LOCAL_FAULTS = new Set(['ERR_OVERSEER_LOCKED', 'ERR_OVERSEER_SWAP_FAILED']);
 
 /** Downloads collect spent read buffers this often (see memory.ts). */
-const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
+const COLLECT_EVERY_BYTES = 2 * 1024 * 1024;
 
 /** Progress events at most this often, so a fast download does not flood onEvent. */
 const PROGRESS_EVERY_MS = 250;
@@ -226,6 +226,7 @@ export class Upgrader {
         body,
         gzip: release.gzip === true,
         maxBytes: this.#config.maxBundleSize,
+        prehash: this.#config.verify.publicKey !== undefined,
         signal,
         ...(release.size === undefined ? {} : { expectedSize: release.size }),
         onProgress: (received, total) => {

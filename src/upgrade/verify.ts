@@ -149,6 +149,8 @@ export function verifyIntegrity(staged: StagedRelease, release: Release, verify:
   if (release.manifest !== undefined && release.sha256 !== undefined) return { signedVersion: release.manifest.version };
   if (!verify.publicKey || release.signature === undefined) return { signedVersion: undefined };
   const signature = parseSignature(release.signature, `the signature of ${release.source}`);
+  // The prehash is computed while staging only when a key is set (stageRelease's `prehash`).
+  if (staged.rawBlake2b512 === undefined) throw new Error('the release was staged without its BLAKE2b-512 prehash while verify.publicKey is set');
   const { trustedComment } = verifySignature(keyFor(verify, signature), signature, { blake2b512: staged.rawBlake2b512 });
   return { signedVersion: signedVersion(trustedComment) };
 }

@@ -126,6 +126,20 @@ describe('stageRelease', () => {
     assert.equal(staged.rawBytes, published.length);
   });
 
+  test('prehash: false skips the BLAKE2b-512 and keeps every other hash and check', async () => {
+    const content = makeContent(4);
+    const plain = await stage(chunksOf(content), { prehash: false, expectedSize: content.length });
+    assert.equal(plain.rawBlake2b512, undefined);
+    assert.equal(plain.sha256, sha256(content));
+    assert.equal(plain.rawSha256, sha256(content));
+    const published = gzipSync(content);
+    const gzipped = await stage(chunksOf(published), { prehash: false, gzip: true });
+    assert.equal(gzipped.rawBlake2b512, undefined);
+    assert.equal(gzipped.sha256, sha256(content), 'gzip: sha256 over the inflated content');
+    assert.equal(gzipped.rawSha256, sha256(published), 'gzip: rawSha256 over the published bytes');
+    await assertStageFails(chunksOf(Buffer.alloc(2 * 1024 * 1024, 1)), { prehash: false }, 'ERR_OVERSEER_TOO_LARGE');
+  });
+
   test('keeps the extension as the last suffix for .cjs, .js and none', async () => {
     for (const name of ['app.cjs', 'app.js', 'app']) {
       const bundlePath = path.join(dir, name);
@@ -300,6 +314,19 @@ describe('swapBundle and restorePrevious', () => {
     await swapBundle(await stage(chunksOf(makeContent(3))));
     assert.equal(await versionOf(bundle), 3);
     assert.equal(await versionOf(`${bundle}.previous`), 2, 'an older .previous is replaced');
+  });
+
+  test('.previous is the old inode, not a copy, and keeps the old bytes whatever is written to the new bundle', async () => {
+    const before = await stat(bundle);
+    await swapBundle(await stage(chunksOf(makeContent(2))));
+    const previous = await stat(`${bundle}.previous`);
+    assert.equal(previous.ino, before.ino, 'hard-linked where the file system allows');
+    assert.equal(previous.nlink, 1, 'the link is the old bytes\' only name once the swap is done');
+    assert.notEqual((await stat(bundle)).ino, before.ino);
+    // Someone editing the live bundle in place must not reach .previous.
+    await writeFile(bundle, makeContent(7));
+    assert.equal(await versionOf(`${bundle}.previous`), 1);
+    assert.deepEqual(await listDir(), ['app.mjs', 'app.mjs.previous']);
   });
 
   test('restorePrevious puts .previous back and keeps it, so a second rollback is harmless', async () => {

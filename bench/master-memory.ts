@@ -1,0 +1,158 @@
+/**
+ * Section: what an idle master costs over an idle `node -e 'setInterval(()=>{},1e3)'` measured in
+ * the same round, with no fetcher and with each fetcher polling a local source. Each round starts
+ * every contender afresh and reads /proc/<pid>/smaps_rollup after it has settled; rounds repeat
+ * so the spread shows. A second baseline loads what the bench app itself imports (node:http,
+ * node:module), so overseer's own share is told apart from the app's.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startGitHubApi } from '../support/github-api.ts';
+import { startReleaseServer } from '../support/release-server.ts';
+import { S3_CREDENTIALS, startS3 } from '../support/s3.ts';
+import { writeOverseerApp } from './lib/apps.ts';
+import { sleep } from './lib/clock.ts';
+import { startOverseer } from './lib/contenders.ts';
+import { spawnTracked, stopChild } from './lib/procs.ts';
+import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
+import { median, table } from './lib/stats.ts';
+
+const node = process.execPath;
+
+export interface Rollup {
+  readonly rss: number;
+  readonly anon: number;
+  readonly file: number;
+}
+
+/** Rss, Anonymous and the rest (file-backed, mostly the node binary's pages) from smaps_rollup, bytes. */
+export function rollup(pid: number): Rollup {
+  const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN) * 1024;
+  const rss = field('Rss');
+  const anon = field('Anonymous');
+  return { rss, anon, file: rss - anon };
+}
+
+const KINDS = ['idle node', 'idle node + app imports', 'master, no fetcher', 'master + http', 'master + file', 'master + s3', 'master + github'] as const;
+type Kind = (typeof KINDS)[number];
+
+interface Reading extends Rollup {
+  readonly heapUsed?: number;
+  readonly heapTotal?: number;
+  readonly external?: number;
+}
+
+async function idleNode(withImports: boolean, settleMs: number): Promise<Reading> {
+  const code = withImports
+    ? "await import('node:http'); await import('node:module'); setInterval(() => {}, 1e3); process.send?.('up')"
+    : "setInterval(() => {}, 1e3); process.send?.('up')";
+  const child = spawnTracked(node, ['--input-type=module', '-e', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: '' } });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('exit', (exitCode) => reject(new Error(`idle node exited (${exitCode})`)));
+    });
+    // The IPC channel is what a forked master has too; drop it so the baseline is the plain command.
+    child.disconnect();
+    await sleep(settleMs);
+    return rollup(child.pid ?? -1);
+  } finally {
+    await stopChild(child);
+  }
+}
+
+export async function masterMemorySection(options: SectionOptions): Promise<SectionResult> {
+  const rounds = options.quick ? 1 : 3;
+  const polls = options.quick ? 3 : 20;
+  const interval = 200;
+  const settleMs = options.quick ? 500 : 2000;
+  const readings: Record<Kind, Reading[]> = Object.fromEntries(KINDS.map((kind) => [kind, []])) as unknown as Record<Kind, Reading[]>;
+  const releaseServer = await startReleaseServer();
+  const s3 = await startS3();
+  const github = await startGitHubApi();
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const kind of KINDS) {
+        log(`master memory: round ${round}/${rounds}, ${kind}`);
+        if (kind === 'idle node' || kind === 'idle node + app imports') {
+          readings[kind].push(await idleNode(kind !== 'idle node', settleMs + (kind === 'idle node' ? 0 : 0)));
+          continue;
+        }
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
+        const bundle = writeOverseerApp(dir, '1.0.0');
+        const bytes = fs.readFileSync(bundle);
+        let fetcher: { kind: string; options: Record<string, unknown> } | undefined;
+        if (kind === 'master + http') {
+          releaseServer.publish('/app.mjs', bytes);
+          fetcher = { kind: 'http', options: { url: releaseServer.url('/app.mjs'), interval } };
+        } else if (kind === 'master + file') {
+          const release = path.join(dir, 'release.mjs');
+          fs.writeFileSync(release, bytes);
+          fetcher = { kind: 'file', options: { path: release, interval } };
+        } else if (kind === 'master + s3') {
+          await s3.put('app.mjs', bytes);
+          fetcher = { kind: 's3', options: { bucket: s3.bucket, key: 'app.mjs', endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_CREDENTIALS, interval } };
+        } else if (kind === 'master + github') {
+          github.publishRelease({ tag: 'v1.0.0', assets: [{ name: 'app.mjs', body: bytes }] });
+          fetcher = { kind: 'github', options: { owner: github.owner, repo: github.repo, baseUrl: github.baseUrl, asset: 'app.mjs', interval } };
+        }
+        const master = await startOverseer({ bundle, ...(fetcher ? { fetcher, options: { minFetchInterval: interval } } : {}) });
+        try {
+          if (fetcher) {
+            await master.waitEvent('upgrade-skipped', undefined, 30_000);
+            await sleep(interval * polls);
+          } else {
+            await sleep(settleMs);
+          }
+          const usage = await master.usage(false);
+          readings[kind].push({
+            ...rollup(master.masterPid),
+            heapUsed: usage.memory.heapUsed,
+            heapTotal: usage.memory.heapTotal,
+            external: usage.memory.external,
+          });
+        } finally {
+          await master.stop();
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    }
+  } finally {
+    await releaseServer.close();
+    await s3.close();
+    await github.close();
+  }
+
+  const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+  const signed = (bytes: number) => `${bytes >= 0 ? '+' : ''}${mb(bytes)}`;
+  const spread = (values: number[]) => (values.length > 1 ? ` (${signed(Math.min(...values))}…${signed(Math.max(...values))})` : '');
+  const base = readings['idle node'];
+  const over = (kind: Kind, field: keyof Rollup) => readings[kind].map((reading, index) => reading[field] - (base[index]?.[field] ?? Number.NaN));
+  const rows = KINDS.map((kind) => {
+    const rss = over(kind, 'rss');
+    const anon = over(kind, 'anon');
+    const file = over(kind, 'file');
+    const heap = readings[kind].map((reading) => reading.heapUsed ?? Number.NaN);
+    const heapTotal = readings[kind].map((reading) => reading.heapTotal ?? Number.NaN);
+    return [
+      kind,
+      mb(median(readings[kind].map((reading) => reading.rss))),
+      kind === 'idle node' ? '–' : `${signed(median(rss))}${spread(rss)}`,
+      kind === 'idle node' ? '–' : signed(median(anon)),
+      kind === 'idle node' ? '–' : signed(median(file)),
+      Number.isNaN(heap[0]) ? '–' : `${mb(median(heap))} / ${mb(median(heapTotal))}`,
+    ];
+  });
+  const markdown = [
+    `### Master memory over an idle node (${rounds} round${rounds > 1 ? 's' : ''}, each contender started afresh; fetchers poll every ${interval} ms, read after the first poll and ${polls} more)`,
+    '',
+    table(['process', 'RSS MB (median)', 'over idle node, same round: RSS MB (range)', 'anonymous MB', 'file-backed MB', 'JS heap used / total MB'], rows),
+    '',
+    'From /proc/<pid>/smaps_rollup (Rss, Anonymous; file-backed = the rest, mostly pages of the node binary). "idle node" is `node -e \'setInterval(()=>{},1e3)\'`; "+ app imports" also imports node:http and node:module, as the bench app does at its top level. The heap columns come from the master\'s own process.memoryUsage() (no GC first).',
+  ].join('\n');
+  return { name: 'master-memory', markdown, data: { rounds, polls, interval, readings } };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await runStandalone('master-memory', masterMemorySection);

@@ -1,0 +1,36 @@
+/**
+ * What keeps an idle master small (docs/benchmarks.md §7): the build gives each folder of
+ * dist/ a `{"type":"module"}` package.json (scripts/package-scopes.mjs), and importing overseer
+ * loads no CommonJS module (semver stays out until the upgrade path needs it).
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { root } from '../helpers/master.ts';
+import { modulesLoadedBy } from '../helpers/modules.ts';
+
+async function folders(dir: string): Promise<string[]> {
+  const found = [dir];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) found.push(...(await folders(path.join(dir, entry.name))));
+  }
+  return found;
+}
+
+test('every folder of the build has a {"type":"module"} package.json', async () => {
+  const all = [...(await folders(path.join(root, 'dist/src'))), ...(await folders(path.join(root, 'dist/fetchers')))];
+  assert.ok(all.length > 5, 'the build exists (npm test builds it first)');
+  for (const dir of all) {
+    const manifest = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as unknown;
+    assert.deepEqual(manifest, { type: 'module' }, dir);
+  }
+});
+
+test('importing overseer (the master entry) loads no CommonJS module and no semver', async () => {
+  const loaded = await modulesLoadedBy(pathToFileURL(path.join(root, 'dist/src/index.js')).href);
+  assert.ok(loaded.some((entry) => entry.endsWith('/dist/src/core/config.js')), 'the probe sees the config module');
+  assert.deepEqual(loaded.filter((entry) => entry.includes('/node_modules/semver/')), []);
+  assert.deepEqual(loaded.filter((entry) => entry.startsWith('/') && entry.includes('/node_modules/') && !entry.includes('/tsx/') && !entry.includes('/esbuild/')), [], 'tsx and its esbuild are the probe\'s own');
+});
