@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { describeFlagError } from './parse-flags.js';
 import { controlPathOf } from './run-config-file.js';
 import { CONTROL_COMMANDS, sendControl, type ControlCommand, type ControlResponse } from './control.js';
-import { OverseerError, describeError } from '../errors.js';
+import { OverseerError } from '../errors.js';
 import type { MasterStatus } from '../core/master.js';
 import type { ManifestStatus } from '../manifest/status.js';
 

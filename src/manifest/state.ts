@@ -6,9 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { OverseerError } from '../errors.js';
+import { writeFileAtomically } from '../upgrade/temps.js';
 
 export const INSTANCE_ID_ENV = 'OVERSEER_INSTANCE_ID';
 const INSTANCE_ID = /^[\x21-\x7e]{1,200}$/;
@@ -38,7 +39,7 @@ export async function readSequence(bundlePath: string, warn: (message: string) =
 }
 
 export async function writeSequence(bundlePath: string, sequence: number): Promise<void> {
-  await writeAtomically(sequenceFile(bundlePath), `${JSON.stringify({ sequence })}\n`);
+  await writeFileAtomically(sequenceFile(bundlePath), `${JSON.stringify({ sequence })}\n`);
 }
 
 /**
@@ -93,24 +94,5 @@ function safeJson(text: string): string {
     return text;
   } catch {
     return 'null';
-  }
-}
-
-/** A fresh temp (exclusive, no links followed), fsynced, renamed over the file. */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  await unlink(temp).catch(() => {});
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
   }
 }

@@ -5,9 +5,9 @@
  * The file is read as untrusted input: size-capped, each line checked, the rest ignored.
  */
 import { constants } from 'node:fs';
-import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { isRunning } from './temps.js';
+import { isRunning, writeFileAtomically } from './temps.js';
 
 /** What a rolled-back release is known by: its source id, its hashes, and the signature it came with. */
 export interface RolledBackEntry {
@@ -88,19 +88,5 @@ export async function readRolledBack(bundlePath: string, warn: (message: string)
 export async function addRolledBack(bundlePath: string, entry: RolledBackEntry, warn: (message: string) => void): Promise<void> {
   const file = rolledBackFile(bundlePath);
   const entries = [...(await readRolledBack(bundlePath, warn)), entry].slice(-MAX_ENTRIES);
-  const temp = `${file}.${process.pid}.tmp`;
-  await unlink(temp).catch(() => {});
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-  try {
-    await handle.writeFile(entries.map((item) => JSON.stringify(item)).join('\n') + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
+  await writeFileAtomically(file, entries.map((item) => JSON.stringify(item)).join('\n') + '\n');
 }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, link, open, readdir, realpath, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, open, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -152,4 +152,27 @@ export async function linkOrCopyToTemp(from: string, targetPath: string): Promis
     if (!NO_LINK.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
   }
   return { tempPath: await copyToTemp(from, targetPath), linked: false };
+}
+
+/**
+ * Writes a small state file beside the bundle (version floor, rolled-back releases, manifest
+ * sequence): a fresh `<file>.<pid>.tmp` (exclusive, no links followed), fsynced, renamed over the
+ * file, so a crash leaves the old text or the new, never half of one.
+ */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  await unlink(temp).catch(() => {});
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, file);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
 }

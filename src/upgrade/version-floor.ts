@@ -3,14 +3,13 @@
  * file beside the bundle (`<bundle>.overseer-version`) so a restart does not reopen the window,
  * and the rule that decides which version of a release can be believed.
  */
-import { constants } from 'node:fs';
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import semverGt from 'semver/functions/gt.js';
 import semverLt from 'semver/functions/lt.js';
 import semverValid from 'semver/functions/valid.js';
 import { OverseerError } from '../errors.js';
-import { isRunning } from './temps.js';
+import { isRunning, writeFileAtomically } from './temps.js';
 
 /** What is known of a release's version, and how far each claim can be trusted. */
 export interface VersionClaims {
@@ -56,21 +55,7 @@ export async function readVersionFloor(bundlePath: string, warn: (message: strin
 /** Writes the floor atomically: a fresh temp (exclusive, no links followed), fsynced, renamed. */
 export async function writeVersionFloor(bundlePath: string, version: string): Promise<void> {
   const file = versionFile(bundlePath);
-  const temp = `${file}.${process.pid}.tmp`;
-  await unlink(temp).catch(() => {});
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-  try {
-    await handle.writeFile(`${version}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
+  await writeFileAtomically(file, `${version}\n`);
 }
 
 /** The higher of two versions (either may be missing). */
