@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { OverseerError, isOverseerError } from '../errors.js';
+import { parseAddress } from '../core/config.js';
 import { exitProcess } from '../core/exit.js';
 import { RUN_OPTIONS } from '../cli/run-flags.js';
 import { loadRunSettings } from '../cli/run-settings.js';
@@ -32,7 +33,9 @@ options:
   -h, --help                this text
 
 With -- CMD, every \`overseer run\` option applies (-c FILE, --listen NAME=ADDR, --ready-delay,
---stop-signal, --env, ...): each listener is moved to 127.0.0.1 on a free port, the first is loaded.
+--stop-signal, --env, ...): each listener is moved to 127.0.0.1 on a free port (for a Node
+program under the listen preload, on its own port: an unchanged app listens on the port it
+knows), the first is loaded.
 See docs/testing.md.`;
 
 const CHECK_OPTIONS = {
@@ -125,7 +128,13 @@ export async function planCheck(argv: readonly string[]): Promise<Plan | 'help'>
   // The same path as `overseer run`: the config file and flags checked, merged and named the same way.
   const settings = await loadRunSettings([...runArgs, ...(values.listen ?? []).flatMap((each) => ['--listen', each]), '--', ...command]);
   if (settings === 'help') return 'help';
-  const listeners = settings.listeners.length === 0 ? ['127.0.0.1:0'] : settings.listeners.map((listener) => `${listener.name}=127.0.0.1:0`);
+  // An unchanged Node app (the listen preload) calls listen() with its own port number, which is
+  // what the preload matches: it keeps that port, on loopback. Anything else takes a free port.
+  const onLoopback = (address: string): string => {
+    const parsed = parseAddress(address, '--listen');
+    return settings.preload && parsed.kind === 'tcp' ? `127.0.0.1:${parsed.port}` : '127.0.0.1:0';
+  };
+  const listeners = settings.listeners.length === 0 ? ['127.0.0.1:0'] : settings.listeners.map((listener) => `${listener.name}=${onLoopback(listener.address)}`);
   const terminateTimeout = terminate ?? Math.min(settings.config.terminateTimeout, CHECK_TIMEOUT_CAP);
   const readyTimeout = ready ?? Math.min(settings.config.readyTimeout, CHECK_TIMEOUT_CAP);
   const spec: TargetSpec = {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { after, test } from 'node:test';
 import type { CheckReport } from '../../src/check/check.ts';
 import { cli } from '../helpers/cli.ts';
@@ -40,6 +41,15 @@ async function check(args: string[], timeoutMs = 90_000): Promise<{ code: number
     }
   }
   return { code, report, stderr };
+}
+
+/** A port free a moment ago, for an app that names its own port. */
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 const codes = (report: CheckReport) => report.diagnoses.map((diagnosis) => diagnosis.code);
@@ -94,6 +104,14 @@ test('an app that never becomes ready: named, nothing loaded, exit 1', async () 
 
 test('a Python server that drains gently, under -- python3: 0 failed', async () => {
   const { code, report } = await check([...short, '--', 'python3', fixture('fd-server.py')]);
+  assert.equal(code, 0, JSON.stringify(report.diagnoses));
+  assert.equal(report.failed, 0);
+  assert.equal(report.runs.length, 2);
+});
+
+test('an unchanged Node app (server.listen(PORT)) under -- node: checked on its own port through the preload, 0 failed', async () => {
+  const port = await freePort();
+  const { code, report } = await check([...short, '--listen', `127.0.0.1:${port}`, '--env', `PORT=${port}`, '--', 'node', fixture('unmodified-http.mjs')]);
   assert.equal(code, 0, JSON.stringify(report.diagnoses));
   assert.equal(report.failed, 0);
   assert.equal(report.runs.length, 2);
