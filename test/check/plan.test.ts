@@ -27,11 +27,17 @@ test('a run() app: its path, check options, deadlines capped unless given', asyn
 });
 
 test('a command: run flags pass through, every listener keeps its name on 127.0.0.1:0, check flags stay out', async () => {
-  const plan = await planCheck(['--rate', '10', '--listen', 'web=:8080', '--listen', 'admin=:9090', '--ready-delay', '100', '--', 'node', fixture('fd-server.mjs')]);
+  const plan = await planCheck(['--rate', '10', '--listen', 'web=:8080', '--listen', 'admin=:9090', '--ready-delay', '100', '--no-preload', '--', 'node', fixture('fd-server.mjs')]);
   assert.ok(plan !== 'help' && plan.spec.kind === 'command');
   assert.deepEqual(plan.spec.command, ['node', fixture('fd-server.mjs')]);
-  assert.deepEqual(plan.spec.runArgs, ['--ready-delay', '100', '--listen', 'web=127.0.0.1:0', '--listen', 'admin=127.0.0.1:0', '--terminate-timeout', '10000', '--ready-timeout', '10000']);
+  assert.deepEqual(plan.spec.runArgs, ['--ready-delay', '100', '--no-preload', '--listen', 'web=127.0.0.1:0', '--listen', 'admin=127.0.0.1:0', '--terminate-timeout', '10000', '--ready-timeout', '10000']);
   assert.equal(plan.options.rate, 10);
+});
+
+test('a Node command under the listen preload keeps its own ports, on 127.0.0.1: an unchanged app listens on the number it knows', async () => {
+  const plan = await planCheck(['--listen', 'web=:8080', '--listen', 'admin=0.0.0.0:9090', '--', 'node', fixture('fd-server.mjs')]);
+  assert.ok(plan !== 'help' && plan.spec.kind === 'command');
+  assert.deepEqual(plan.spec.runArgs, ['--listen', 'web=127.0.0.1:8080', '--listen', 'admin=127.0.0.1:9090', '--terminate-timeout', '10000', '--ready-timeout', '10000']);
 });
 
 test('-c FILE: the file\'s command, its listeners moved, its shorter deadline kept', async () => {
