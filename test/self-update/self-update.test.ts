@@ -264,7 +264,10 @@ describe('self-updating tools (overseer/self-update)', () => {
     await it.settled('updated');
     fs.writeFileSync(it.tool, toolSource('1.0.0'));
     fs.rmSync(path.join(it.dir, 'mytool.mjs.overseer-version'));
-    fs.rmSync(it.stateFile()!);
+    // Forget that update but keep the interval's check claimed: a check due now would start a
+    // background updater beside the foreground one, and whichever takes the lock first installs.
+    const { updated: _, ...state } = JSON.parse(fs.readFileSync(it.stateFile()!, 'utf8')) as SelfUpdateState;
+    fs.writeFileSync(it.stateFile()!, JSON.stringify({ ...state, lastCheck: Date.now() }));
     const update = await it.run({ TOOL_CHECK_EVERY: '3600000' }, ['self-update']);
     assert.equal(update.code, 0, update.stderr);
     const progress = update.stdout.split('\n').filter((line) => line.startsWith('progress ')).map((line) => line.split(' ').map(Number));
