@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import type { OverseerEvent } from '../events.js';
 import { KINDS, now, runLoad, type FailureKind, type LoadRecords } from './load.js';
 import { summarize, totalFailures, type LatencySummary, type Window } from './summary.js';
-import { diagnose, type Diagnosis } from './diagnose.js';
+import { diagnose } from './diagnose.js';
+import type { CheckReport, FailedRequest, FailurePlace, HandoffReport, RunReport } from './report.js';
 import type { Target } from './target.js';
 
 export interface CheckOptions {
@@ -27,73 +28,6 @@ export interface CheckOptions {
   /** The master's drain deadline and readiness deadline, as the target runs them (for the report and the wait). */
   readonly terminateTimeout: number;
   readonly readyTimeout: number;
-}
-
-export interface HandoffReport {
-  readonly ok: boolean;
-  /** Epoch ms: the restart signal was sent; the handoff completed or failed. */
-  readonly from: number;
-  readonly to: number;
-  readonly oldPid: number | undefined;
-  readonly newPid: number | undefined;
-  readonly readyMs: number | undefined;
-  readonly drainMs: number | undefined;
-  /** The old child was told to drain / exited (epoch ms), when it did. */
-  readonly drainAt: number | undefined;
-  readonly exitAt: number | undefined;
-  /** The old child was killed at terminateTimeout. */
-  readonly drainTimedOut: boolean;
-  /** Why the handoff failed, when it did. */
-  readonly error?: { readonly code: string; readonly message: string };
-}
-
-/** Where a failed request fell, by its time against the handoffs. */
-export type FailurePlace = 'draining' | 'at-exit' | 'killed' | 'in-handoff' | 'outside';
-
-export interface FailedRequest {
-  readonly kind: FailureKind;
-  readonly place: FailurePlace;
-  /** Sent on a connection opened for it (1) or on a reused keep-alive one (0). */
-  readonly fresh: boolean;
-}
-
-export interface RunReport {
-  readonly keepAlive: boolean;
-  readonly requests: number;
-  readonly failed: number;
-  readonly failures: Record<FailureKind, number>;
-  /** p99 of requests scheduled in the steady stretch, and inside the handoff windows (signal → completed), ms. */
-  readonly steadyP99: number;
-  readonly windowP99: number;
-  readonly handoffs: HandoffReport[];
-  readonly failedRequests: FailedRequest[];
-  /** The first failure of each kind, as the client saw it. */
-  readonly examples: Partial<Record<FailureKind, string>>;
-  /** Why this run did fewer handoffs than asked, when it did. */
-  readonly stoppedEarly?: string;
-  /** Client event-loop lag p99, ms: a high one means the machine was too busy to trust latencies. */
-  readonly clientLagP99: number;
-}
-
-export interface CheckReport {
-  readonly target: string;
-  readonly address: string;
-  readonly path: string;
-  readonly rate: number;
-  readonly durationMs: number;
-  readonly handoffsAsked: number;
-  readonly terminateTimeout: number;
-  readonly readyTimeout: number;
-  /** The first child: its boot-to-ready time, or why it never got ready. */
-  readonly firstReadyMs: number | undefined;
-  /** How long a bare `node -e 0` takes here, ms: what slow readiness is measured against. */
-  readonly nodeBootMs: number;
-  readonly runs: RunReport[];
-  readonly diagnoses: Diagnosis[];
-  /** Failed requests over every run. */
-  readonly failed: number;
-  /** No failed request and no error diagnosis. */
-  readonly ok: boolean;
 }
 
 const WARMUP_MS = 500;

@@ -4,32 +4,8 @@
  * (check.ts) and from the master's events.
  */
 import type { OverseerEvent } from '../events.js';
-import type { CheckReport, FailedRequest, RunReport } from './check.js';
+import type { CheckReport, Diagnosis, FailedRequest, RunReport } from './report.js';
 import type { Exit } from './target.js';
-
-export type DiagnosisCode =
-  | 'reset-after-stop'
-  | 'lost-at-exit'
-  | 'drain-timeout'
-  | 'never-ready'
-  | 'child-failed'
-  | 'slow-ready'
-  | 'refused'
-  | 'timeout'
-  | 'non-2xx'
-  | 'failed-in-handoff'
-  | 'failed-outside-handoffs'
-  | 'master-exited';
-
-export interface Diagnosis {
-  readonly code: DiagnosisCode;
-  /** 'error' fails the check; 'warning' is advice. */
-  readonly severity: 'error' | 'warning';
-  readonly title: string;
-  /** The evidence: counts, pids, timings. */
-  readonly detail: string;
-  readonly fix: string;
-}
 
 type Base = Omit<CheckReport, 'diagnoses' | 'failed' | 'ok'>;
 

@@ -1,5 +1,5 @@
 /** The report of `overseer check` as a person reads it on a terminal. */
-import type { CheckReport, RunReport } from './check.js';
+import type { CheckReport, RunReport } from './report.js';
 
 const ms = (value: number | undefined): string => {
   if (value === undefined || !Number.isFinite(value)) return '–';

@@ -9,18 +9,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { VerifyOptions } from '../core/config.js';
 import { childExecArgv, isSea } from '../core/launch/sea.js';
 import type { OverseerError } from '../errors.js';
-import type { OverseerEvent } from '../events.js';
 import { CHECK_LINE_PREFIX, PROTOCOL, ROLE_CHECK_PREFIX, ROLE_ENV } from '../protocol.js';
 import type { Fetcher } from '../upgrade/fetcher.js';
-import type { OptionTest } from './options.js';
+import type { OptionTest, SelfUpdateOptions, SelfUpdateResult, SelfUpdateSettings, SelfUpdatingOptions, Tool } from './options.js';
 import { defaultStateFile, readState, writeState, type SelfUpdateState } from './state-file.js';
 
 export type { Fetcher } from '../upgrade/fetcher.js';
 export type { OverseerEvent } from '../events.js';
 export type { SelfUpdateState } from './state-file.js';
+export type { SelfUpdateOptions, SelfUpdateResult, SelfUpdatingOptions, Tool } from './options.js';
 
 /** OVERSEER_ROLE of the background updater: the tool run again to check and install, then exit. */
 export const ROLE_SELF_UPDATE = 'self-update';
@@ -29,74 +28,6 @@ export const SELF_UPDATE_DEFAULTS = Object.freeze({
   /** One check a day. */
   checkEvery: 24 * 60 * 60 * 1000,
 });
-
-export interface SelfUpdatingOptions {
-  /** This build's semver: reported in the echo-token check, the floor against downgrades. */
-  readonly version: string;
-  /** The tool. Runs at once in this process; its exit code is the process's. */
-  readonly program: (tool: Tool) => unknown;
-  /**
-   * Where releases come from: a fetcher, or better a function that makes one, so its module is
-   * only loaded by the background check: `() => import('overseer/fetchers/github').then(...)`.
-   * Without it the tool runs and never checks.
-   */
-  readonly fetcher?: Fetcher | (() => Fetcher | Promise<Fetcher>);
-  /** Least time between two background checks, in ms. @default 86400000 (a day) */
-  readonly checkEvery?: number;
-  /** Release verification, as run() takes it. */
-  readonly verify?: VerifyOptions;
-  /** The installed file updates replace. @default the entry script, or the executable of a single executable application */
-  readonly bundlePath?: string;
-  /** Where the time of the last check and its findings are kept. @default $XDG_CACHE_HOME/overseer/self-update/<name>-<hash>.json */
-  readonly stateFile?: string;
-  /** The tool's name in messages. @default the installed file's name */
-  readonly name?: string;
-  /** Tells the user, once, that the tool was updated or cannot update itself; false for silence. @default a line on stderr */
-  readonly notify?: false | ((message: string) => void);
-  /** Time a downloaded release has to answer the echo-token check, in ms. @default 5000 */
-  readonly checkTimeout?: number;
-  /** Largest release accepted, in bytes. @default 536870912 (512 MiB) */
-  readonly maxBundleSize?: number;
-}
-
-/** What selfUpdate() did. */
-export type SelfUpdateResult =
-  | { readonly updated: true; readonly from: string; readonly to: string | null }
-  | { readonly updated: false; readonly reason: 'up-to-date' | 'rejected' | 'not-writable' | 'busy' | 'no-fetcher'; readonly message?: string };
-
-export interface SelfUpdateOptions {
-  /** Events of this update: `upgrade-progress` carries `received` and `total` bytes for a progress bar. */
-  readonly onEvent?: (event: OverseerEvent) => void;
-  /** Aborts the download (nothing is installed then). */
-  readonly signal?: AbortSignal;
-}
-
-/** What the program gets. */
-export interface Tool {
-  /** The running version. */
-  readonly version: string;
-  /** The installed file (the script, or the executable). */
-  readonly bundlePath: string;
-  /** Set on the first run after an update was installed: from which version to which. */
-  readonly updated: { readonly from: string; readonly to: string | null } | undefined;
-  /** True when this run started a background check. */
-  readonly checking: boolean;
-  /** Checks and installs now, in this process, for a `mytool self-update` command. */
-  selfUpdate(options?: SelfUpdateOptions): Promise<SelfUpdateResult>;
-}
-
-/** What the updater (loaded later) needs to know; plain data and the fetcher factory. */
-export interface SelfUpdateSettings {
-  readonly version: string;
-  readonly bundlePath: string;
-  readonly stateFile: string;
-  readonly name: string;
-  readonly fetcher: (() => Promise<Fetcher>) | undefined;
-  readonly verify: VerifyOptions | undefined;
-  readonly checkEvery: number;
-  readonly checkTimeout: number | undefined;
-  readonly maxBundleSize: number | undefined;
-}
 
 const isDuration = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0;
 const isPath = (value: unknown) => typeof value === 'string' && value !== '';

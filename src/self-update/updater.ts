@@ -16,7 +16,7 @@ import type { UpgradeHost } from '../upgrade/host.js';
 import { withBundleLock } from '../upgrade/lock.js';
 import { Upgrader } from '../upgrade/upgrader.js';
 import { NODE_CHECK_ADVICE, runEchoCheck } from '../upgrade/verify.js';
-import type { SelfUpdateOptions, SelfUpdateResult, SelfUpdateSettings } from './index.js';
+import type { SelfUpdateOptions, SelfUpdateResult, SelfUpdateSettings } from './options.js';
 import { updateState } from './state-file.js';
 
 /** A background check that runs longer than this (a stalled download) is given up. */

@@ -9,11 +9,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { OverseerEvent } from '../events.js';
 import { CHECK_TIMEOUT_CAP, planCheck } from '../check/cli.js';
-import { checkTarget, type CheckOptions, type CheckReport, type FirstReady } from '../check/check.js';
+import { checkTarget, type CheckOptions, type FirstReady } from '../check/check.js';
+import type { CheckReport } from '../check/report.js';
 import { startTarget, type Exit, type Target, type TargetSpec } from '../check/target.js';
 
-export type { CheckReport, RunReport, HandoffReport, FailedRequest, FailurePlace } from '../check/check.js';
-export type { Diagnosis, DiagnosisCode } from '../check/diagnose.js';
+export type { CheckReport, RunReport, HandoffReport, FailedRequest, FailurePlace } from '../check/report.js';
+export type { Diagnosis, DiagnosisCode } from '../check/report.js';
 export type { FailureKind } from '../check/load.js';
 export { formatReport } from '../check/format.js';
 export type { Exit } from '../check/target.js';

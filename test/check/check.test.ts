@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import type { CheckReport } from '../../src/check/check.ts';
+import type { CheckReport } from '../../src/check/report.ts';
 import { cli } from '../helpers/cli.ts';
 import { fixture, isAlive, root, scale } from '../helpers/master.ts';
 
