@@ -76,6 +76,8 @@ async function exit(code: number): Promise<never> {
 
 let current: SelfUpdateSettings | undefined;
 let started = false;
+/** Set while this run's background updater is about to start: selfUpdate() called at once cancels it. */
+let cancelPendingCheck: (() => void) | undefined;
 
 /**
  * Runs a self-updating command-line tool (docs/cli.md). Resolves with what the program returns.
@@ -118,6 +120,9 @@ export function selfUpdate(options: SelfUpdateOptions = {}): Promise<SelfUpdateR
 }
 
 async function runSelfUpdate(settings: SelfUpdateSettings, options: SelfUpdateOptions = {}): Promise<SelfUpdateResult> {
+  // This check replaces the one the run claimed: a background updater beside it could take the
+  // lock first and install, and this one would then find nothing newer.
+  cancelPendingCheck?.();
   if (!settings.fetcher) return { updated: false, reason: 'no-fetcher', message: 'selfUpdating() was given no fetcher' };
   const { updateNow } = await import('./updater.js');
   return updateNow(settings, options);
@@ -154,7 +159,9 @@ function resolveSettings(options: SelfUpdatingOptions): SelfUpdateSettings {
 
 /**
  * The foreground's whole cost: read the state file; tell once what the last check left to tell;
- * when a check is due, note the time and start the background updater without waiting for it.
+ * when a check is due, note the time and start the background updater without waiting for it,
+ * once the program has had its first turn (a `self-update` command calls selfUpdate() there,
+ * which checks in the foreground instead).
  */
 function startRun(settings: SelfUpdateSettings, notify: ((message: string) => void) | undefined): { updated: Tool['updated']; checking: boolean } {
   const state = readState(settings.stateFile);
@@ -180,8 +187,25 @@ function startRun(settings: SelfUpdateSettings, notify: ((message: string) => vo
       // A cache directory we cannot write: tell nothing twice is lost, the tool still runs.
     }
   }
-  if (checking) startBackgroundCheck();
+  if (checking) scheduleBackgroundCheck();
   return { updated, checking };
+}
+
+/** Starts the background updater after the program's first turn, or as the process exits if that comes first. */
+function scheduleBackgroundCheck(): void {
+  const cancel = () => {
+    clearImmediate(timer);
+    process.off('exit', start);
+    cancelPendingCheck = undefined;
+  };
+  const start = () => {
+    cancel();
+    startBackgroundCheck();
+  };
+  const timer = setImmediate(start);
+  // A program that calls process.exit() in its first turn still gets its check.
+  process.once('exit', start);
+  cancelPendingCheck = cancel;
 }
 
 /** The tool run again as the updater, detached (its own session), stdio ignored, not waited for. */

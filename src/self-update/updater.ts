@@ -17,7 +17,7 @@ import { withBundleLock } from '../upgrade/lock.js';
 import { Upgrader } from '../upgrade/upgrader.js';
 import { NODE_CHECK_ADVICE, runEchoCheck } from '../upgrade/verify.js';
 import type { SelfUpdateOptions, SelfUpdateResult, SelfUpdateSettings } from './options.js';
-import { updateState } from './state-file.js';
+import { readState, updateState } from './state-file.js';
 
 /** A background check that runs longer than this (a stalled download) is given up. */
 const BACKGROUND_DEADLINE = 10 * 60 * 1000;
@@ -66,9 +66,13 @@ export async function checkInBackground(settings: SelfUpdateSettings): Promise<v
 /** selfUpdate(): one check now, waiting for a background check under way. */
 export async function updateNow(settings: SelfUpdateSettings, options: SelfUpdateOptions): Promise<SelfUpdateResult> {
   fs.mkdirSync(path.dirname(settings.stateFile), { recursive: true, mode: 0o700 });
+  const asked = Date.now();
   try {
     return await withCheckLock(settings, 40, async () => {
+      const { updated } = readState(settings.stateFile);
       record(settings, (state) => ({ ...state, lastCheck: Date.now() }));
+      // A check under way when this one was asked (another run's) installed while it waited: that is this update.
+      if (updated && updated.at >= asked && updated.from === settings.version) return { updated: true, from: updated.from, to: updated.to };
       const outcome = await updateOnce(settings, options);
       if (outcome.type === 'updated') return { updated: true, from: settings.version, to: outcome.to };
       return outcome.type === 'up-to-date' ? { updated: false, reason: 'up-to-date' } : { updated: false, reason: outcome.type, message: outcome.message };

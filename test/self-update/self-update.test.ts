@@ -270,8 +270,7 @@ describe('self-updating tools (overseer/self-update)', () => {
     await it.settled('updated');
     fs.writeFileSync(it.tool, toolSource('1.0.0'));
     fs.rmSync(path.join(it.dir, 'mytool.mjs.overseer-version'));
-    // Forget that update but keep the interval's check claimed: a check due now would start a
-    // background updater beside the foreground one, and whichever takes the lock first installs.
+    // Forget that update; the interval's check stays claimed (the next test runs selfUpdate() with one due).
     const { updated: _, ...state } = JSON.parse(fs.readFileSync(it.stateFile()!, 'utf8')) as SelfUpdateState;
     fs.writeFileSync(it.stateFile()!, JSON.stringify({ ...state, lastCheck: Date.now() }));
     const update = await it.run({ TOOL_CHECK_EVERY: '3600000' }, ['self-update']);
@@ -286,6 +285,27 @@ describe('self-updating tools (overseer/self-update)', () => {
     assert.deepEqual(next.answer?.updated, { from: '1.0.0', to: '2.0.0' });
     const again = await it.run({ TOOL_CHECK_EVERY: '3600000' }, ['self-update']);
     assert.match(again.stdout, /result \{"updated":false,"reason":"up-to-date"\}/);
+  });
+
+  test('selfUpdate() with a check due starts no background updater beside it: it installs, says so, and claims the interval', async () => {
+    const releases = await releaseServer();
+    releases.publish('/mytool.mjs', toolSource('2.0.0'), { sha256: true });
+    // No state file: a check is due, and a plain run would start the background updater.
+    const it = install('1.0.0', { TOOL_URL: releases.url('/mytool.mjs'), TOOL_SHA256: '1', TOOL_CHECK_EVERY: '3600000' });
+    const started = Date.now();
+    const update = await it.run({}, ['self-update']);
+    assert.equal(update.code, 0, update.stderr);
+    // Once spawned, a background updater that took the lock first installed the release and the
+    // foreground, finding nothing newer, said up-to-date.
+    assert.doesNotMatch(update.stdout, /spawned the background updater/);
+    assert.match(update.stdout, /result \{"updated":true,"from":"1\.0\.0","to":"2\.0\.0"\}/);
+    assert.equal(installed(it.tool), '2.0.0');
+    assert.equal(bodyGets(releases.requests, '/mytool.mjs'), 1, 'downloaded once');
+    const state = it.state();
+    assert.ok((state.lastCheck ?? 0) >= started, `the interval's check is claimed: ${JSON.stringify(state)}`);
+    const next = await it.run();
+    assert.deepEqual(next.answer, { version: '2.0.0', updated: { from: '1.0.0', to: '2.0.0' }, checking: false });
+    assert.doesNotMatch(next.stdout, /spawned the background updater/);
   });
 
   test('the tool answers the echo-token check of an older master (run() under noRestart) and of its own updater', async () => {

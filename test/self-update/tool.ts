@@ -1,7 +1,8 @@
 /**
  * Self-updating tools for the self-update tests: a script (or a single executable's bundle) that
  * calls selfUpdating() from overseer by absolute URL, so it runs from any temp directory, and
- * prints one JSON line with its version, what it was told and whether it started a check.
+ * prints one JSON line with its version, what it was told and whether it started a check (and a
+ * line when it spawns the background updater).
  * Releases of it are the same source with another version.
  */
 import { execFile } from 'node:child_process';
@@ -21,6 +22,13 @@ export function toolSource(version: string, mode: ToolMode = 'tool', imports: { 
   return `// tool ${version}
 import { selfUpdating } from ${JSON.stringify(imports.entry)};
 const env = process.env;
+// Says on stdout when this run starts a background updater (the tool run again with OVERSEER_ROLE=self-update).
+const childProcess = process.getBuiltinModule('node:child_process');
+const spawn = childProcess.spawn;
+childProcess.spawn = (...args) => {
+  if (args.at(-1)?.env?.OVERSEER_ROLE === 'self-update') console.log('spawned the background updater');
+  return spawn(...args);
+};
 await selfUpdating({
   version: ${JSON.stringify(version)},
   checkEvery: Number(env.TOOL_CHECK_EVERY ?? 0),
