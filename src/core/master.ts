@@ -19,7 +19,7 @@ import type { UpgradeHost } from '../upgrade/host.js';
 import { Probation, type ProbationStatus, type ProbationVerdict } from './probation.js';
 import type { HealthReport } from './launch/launcher.js';
 
-export type { ChildPhase, HandoffResult } from './children.js';
+export type { HandoffResult } from './children.js';
 
 /** What the master reads of the config: everything but the program, which runs in children. */
 export type MasterConfig = Omit<ResolvedConfig, 'program'>;

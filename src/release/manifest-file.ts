@@ -5,7 +5,7 @@
  * removes the `.minisig` beside it, which signed the previous bytes.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OverseerError } from '../errors.js';
@@ -102,11 +102,6 @@ async function removeIfPresent(path: string): Promise<boolean> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw error;
   }
-}
-
-/** The manifest's text as it is on disk now (for signing exactly those bytes). */
-export function readManifestBytes(path: string): Promise<Buffer> {
-  return readFile(path);
 }
 
 // Another publisher's write (read, edit, write, sign) takes well under this.

@@ -10,14 +10,13 @@ import { EventEmitter, on } from 'node:events';
 import { OverseerError } from '../errors.js';
 import { checkCommand, isSignalName, normalizeProcessOptions, retryDelayFor, type ProcessOptions, type ResolvedProcessOptions } from './options.js';
 import { startCommand, type CommandRun, type RunOutcome } from './spawn.js';
-import { TERMINAL_STATES, type IterateOptions, type LogLine, type ProcessState, type ProcessStatus, type StateChange, type StopOptions, type SupervisorEvents } from './types.js';
+import type { IterateOptions, LogLine, ProcessState, ProcessStatus, StateChange, StopOptions, SupervisorEvents } from './types.js';
 
 export { PROCESS_DEFAULTS, type ProcessOptions } from './options.js';
 export type { LogStream } from './spawn.js';
 
-export {
-  TERMINAL_STATES, type IterateOptions, type LogLine, type ProcessState, type ProcessStatus, type StateChange, type StopOptions,
-  type SupervisorEvents,
+export type {
+  IterateOptions, LogLine, ProcessState, ProcessStatus, StateChange, StopOptions, SupervisorEvents,
 } from './types.js';
 
 interface Entry {

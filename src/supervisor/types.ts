@@ -8,9 +8,6 @@ import type { LogStream } from './spawn.js';
  */
 export type ProcessState = 'idle' | 'starting' | 'running' | 'stopping' | 'backoff' | 'finished' | 'interrupted' | 'fatal';
 
-/** States in which a supervise() run has ended; supervise() resolves on entering one. */
-export const TERMINAL_STATES: readonly ProcessState[] = Object.freeze(['finished', 'interrupted', 'fatal']);
-
 export interface ProcessStatus {
   readonly id: string;
   readonly command: string;
