@@ -2,35 +2,9 @@
  * Numbers and tables for the benchmark report: percentiles, latency summaries over time windows,
  * and markdown tables that print the same on a terminal and in docs/benchmarks.md.
  */
-import { KINDS, type FailureKind, type LoadRecords } from '../../src/check/load.ts';
-import { emptyFailures, percentile, type LatencySummary } from '../../src/check/summary.ts';
+import type { FailureKind } from '../../src/check/load.ts';
 
-export { percentile, median, emptyFailures, summarize, totalFailures, type Window, type LatencySummary } from '../../src/check/summary.ts';
-
-/** Summarizes the requests (by index) that `keep` accepts. */
-export function summarizeWhere(records: LoadRecords, keep: (index: number) => boolean): LatencySummary {
-  const latencies: number[] = [];
-  const failures = emptyFailures();
-  let requests = 0;
-  for (let index = 0; index < records.scheduled.length; index++) {
-    if (!keep(index)) continue;
-    requests++;
-    const kind = records.kind[index] as number;
-    if (kind === 0) latencies.push(records.latency[index] as number);
-    else failures[KINDS[kind] as FailureKind]++;
-  }
-  latencies.sort((a, b) => a - b);
-  return {
-    requests,
-    ok: latencies.length,
-    failures,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    p999: percentile(latencies, 99.9),
-    max: latencies.length ? (latencies[latencies.length - 1] as number) : Number.NaN,
-  };
-}
-
+export { percentile, median, emptyFailures, summarize, summarizeWhere, totalFailures, type Window, type LatencySummary } from '../../src/check/summary.ts';
 
 /** ms with sensible precision. */
 export function ms(value: number): string {

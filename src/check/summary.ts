@@ -35,18 +35,25 @@ export function emptyFailures(): Record<FailureKind, number> {
 
 /** Summarizes the requests whose scheduled time falls in any of `windows` (all when undefined). */
 export function summarize(records: LoadRecords, windows?: readonly Window[]): LatencySummary {
+  if (!windows) return summarizeWhere(records, () => true);
+  const sorted = [...windows].sort((a, b) => a.from - b.from);
+  // Requests come in scheduled order, so one cursor walks the windows once.
+  let cursor = 0;
+  return summarizeWhere(records, (index) => {
+    const at = records.scheduled[index] as number;
+    while (cursor < sorted.length && (sorted[cursor] as Window).to < at) cursor++;
+    const window = sorted[cursor];
+    return window !== undefined && at >= window.from;
+  });
+}
+
+/** Summarizes the requests (by index, in order) that `keep` accepts. */
+export function summarizeWhere(records: LoadRecords, keep: (index: number) => boolean): LatencySummary {
   const latencies: number[] = [];
   const failures = emptyFailures();
   let requests = 0;
-  const sorted = windows ? [...windows].sort((a, b) => a.from - b.from) : undefined;
-  let cursor = 0;
   for (let index = 0; index < records.scheduled.length; index++) {
-    const at = records.scheduled[index] as number;
-    if (sorted) {
-      while (cursor < sorted.length && (sorted[cursor] as Window).to < at) cursor++;
-      const window = sorted[cursor];
-      if (!window || at < window.from) continue;
-    }
+    if (!keep(index)) continue;
     requests++;
     const kind = records.kind[index] as number;
     // A failure's "latency" is how long it took to fail; the latency columns are answered requests.
