@@ -3,7 +3,7 @@
  *   ask → screen (installed / refused before) → download (stage while hashing) → verify bytes
  *   (sha256, signature: before anything is extracted or run) → prepare (file, or extracted
  *   folder) → check (echo token, trusted version) → preUpgrade → install (swap) → hand off →
- *   on failure roll back.
+ *   on failure roll back; after it, the probation and its rollback (rollback.ts).
  * A step that refuses the release throws an OverseerError; poll() turns it into one
  * `upgrade-rejected` event, remembers it (rejections.ts) and leaves the old child serving.
  * One job, kept whole on purpose: the steps of a poll read in order, top to bottom.
@@ -20,9 +20,9 @@ import { isFolderBundle } from './hash.js';
 import { removeStaleLock } from './lock.js';
 import { createCollectionPacer } from './memory.js';
 import type { UpgradeHost, UpgradeSettings } from './host.js';
-import { Rejections, signatureKey } from './rejections.js';
-import { addRolledBack, readRolledBack } from './rolled-back.js';
-import type { ProbationVerdict } from '../core/probation.js';
+import { Rejections } from './rejections.js';
+import { readRolledBack } from './rolled-back.js';
+import { RollbackWatch } from './rollback.js';
 import { cleanupStaleTemps } from './temps.js';
 import { verifyDeclared, verifyIntegrity } from './verify.js';
 import { decideVersion, higher, readVersionFloor, writeVersionFloor } from './version-floor.js';
@@ -64,15 +64,6 @@ interface Attempt {
   version?: string | undefined;
 }
 
-/** What was installed before a swap, for a rollback. */
-interface Previous {
-  readonly sha256: string;
-  readonly version: string | undefined;
-}
-
-/** Why a release is rolled back: never ready after the swap, or a failed probation (with its evidence). */
-type RollbackCause = { readonly cause: 'not-ready'; readonly error: string } | Extract<ProbationVerdict, { outcome: 'failed' }>;
-
 export class Upgrader {
   readonly #host: UpgradeHost;
   readonly #config: UpgradeSettings;
@@ -83,8 +74,8 @@ export class Upgrader {
   #floor: string | undefined;
   #installedId: string | undefined;
   readonly #rejections = new Rejections();
-  /** The probation of the last release installed, with its rollback, while it runs. */
-  #probationTask: Promise<void> | undefined;
+  /** The probation of the last release installed, and its rollback. */
+  readonly #rollback: RollbackWatch;
   readonly #reported = new Set<string>();
   #folder = false;
   readonly loop: FetchLoop;
@@ -95,6 +86,10 @@ export class Upgrader {
     this.#fetcher = fetcher;
     this.#version = config.version;
     this.#floor = config.version;
+    this.#rollback = new RollbackWatch(host, this.#rejections, (previous) => {
+      this.#version = previous.version;
+      this.#installedId = undefined;
+    });
     const warnings = new ChangeWarner(host.log);
     this.loop = new FetchLoop({
       fetcher,
@@ -321,7 +316,7 @@ export class Upgrader {
     const { release, version } = attempt;
     const { sha256 } = candidate;
     // A newer release ends the probation of the one before: its verdict (and a rollback under way) settles first.
-    await this.#settleProbation();
+    await this.#rollback.settle();
     const swapStart = Date.now();
     try {
       await candidate.swap();
@@ -339,87 +334,15 @@ export class Upgrader {
     const handoffStart = Date.now();
     const outcome = restart ? await this.#host.handoff('upgrade') : { ok: true as const };
     timings.handoffMs = Date.now() - handoffStart;
+    const installed = { release, sha256, rawSha256: attempt.staged?.rawSha256, restore: () => candidate.restore() };
     if (outcome.ok) {
       await this.#raiseFloor(version, release.manifest?.downgrade === true);
       this.#host.emit({ type: 'upgrade-applied', source: release.source, sha256, version, timings, restart });
-      if (restart) this.#watchProbation(attempt, candidate, previous);
+      if (restart) this.#rollback.watch(installed, previous);
       return;
     }
     if (this.#host.stopping) return;
-    await this.#rollBack(attempt, candidate, previous, { error: outcome.error.message, cause: 'not-ready' });
-  }
-
-  /**
-   * Step probation: the new build must hold for a while (core/probation.ts); if it fails, roll
-   * back. It runs beside the fetch loop, which goes on polling (refusals are said at once); a
-   * newer release that gets as far as its swap ends it first (#settleProbation).
-   */
-  #watchProbation(attempt: Attempt, candidate: Candidate, previous: Previous): void {
-    const task = (async () => {
-      const verdict = await this.#host.probation();
-      if (verdict.outcome !== 'failed' || this.#host.stopping) return;
-      await this.#rollBack(attempt, candidate, previous, verdict);
-    })().catch((error: unknown) => {
-      this.#host.log.warn(`the probation of ${attempt.release.source} ended in an error: ${describeError(error)}`);
-    }).finally(() => {
-      if (this.#probationTask === task) this.#probationTask = undefined;
-    });
-    this.#probationTask = task;
-  }
-
-  /** Ends a probation still running (no verdict), or waits for the rollback its failure started. */
-  async #settleProbation(): Promise<void> {
-    const task = this.#probationTask;
-    if (!task) return;
-    this.#host.endProbation();
-    await task;
-  }
-
-  /**
-   * Step roll back: the release is remembered (persisted first, so a master killed mid-rollback
-   * does not try it again), `.previous` restored, and, after a probation, the previous build
-   * handed back to ready-first: the failed child is stopped only once it is ready. A previous
-   * build that cannot come back leaves the new one serving, loudly.
-   */
-  async #rollBack(attempt: Attempt, candidate: Candidate, previous: Previous, failure: RollbackCause): Promise<void> {
-    const { release } = attempt;
-    const { sha256 } = candidate;
-    const rawSha256 = attempt.staged?.rawSha256;
-    this.#rejections.remember(release, 'ERR_OVERSEER_ROLLED_BACK', { rawSha256, sha256 });
-    const entry = { id: release.id, sha256: [...new Set([sha256, rawSha256].filter((item): item is string => item !== undefined))], signature: signatureKey(release), at: Date.now(), cause: failure.cause };
-    await addRolledBack(this.#host.bundlePath, entry, (message) => this.#host.log.warn(message)).catch((error: unknown) => {
-      this.#host.log.warn(`cannot write the list of rolled-back releases beside ${this.#host.bundlePath}: ${describeError(error)}; a master restart may try ${release.source} again`);
-    });
-    const probation = failure.cause !== 'not-ready';
-    try {
-      await candidate.restore();
-    } catch (error) {
-      this.#rollbackFailed(release, sha256, `cannot restore the previous build: ${describeError(error)}`, isOverseerError(error) ? error.code : 'ERR_OVERSEER_SWAP_FAILED');
-      // The failed child crashed: the new build is all there is, so it serves again.
-      if (probation && !this.#host.serving && !this.#host.stopping) await this.#host.handoff('respawn');
-      return;
-    }
-    this.#host.setBundle(previous.sha256);
-    this.#version = previous.version;
-    this.#installedId = undefined;
-    if (probation) {
-      const back = await this.#host.handoff('rollback');
-      if (!back.ok) {
-        if (!this.#host.stopping) this.#rollbackFailed(release, sha256, `the previous build (restored on disk) did not start: ${back.error.message}`, back.error.code);
-        return;
-      }
-    }
-    this.#host.emit({
-      type: 'upgrade-rolled-back', source: release.source, sha256, error: failure.error, code: 'ERR_OVERSEER_ROLLED_BACK', cause: failure.cause,
-      ...('evidence' in failure ? { evidence: failure.evidence } : {}),
-    });
-    // Once per release: a release rolled back is remembered and never tried again.
-    this.#host.log.warn(`rolled back ${release.source} (sha256 ${sha256}): ${failure.error}; the previous release ${probation ? 'serves again' : 'keeps serving'}`);
-  }
-
-  #rollbackFailed(release: Release, sha256: string, error: string, code: string): void {
-    this.#host.emit({ type: 'rollback-failed', source: release.source, sha256, error, code });
-    this.#host.log.warn(`ROLLBACK FAILED for ${release.source} (sha256 ${sha256}): ${error}; the new build, which failed its probation, is still serving (or was started again). Fix the previous build (${this.#host.bundlePath}.previous or the folder it names), or publish a fixed release`);
+    await this.#rollback.rollBack(installed, previous, { error: outcome.error.message, cause: 'not-ready' });
   }
 
   /** Persists the highest version installed, so a restart does not reopen the downgrade window. */
