@@ -9,13 +9,17 @@
  * Why: Node's ESM loader does path work for every module file it resolves. A master loading ~80
  * files at start and ~100 more at its first poll makes V8 optimize the loader's path functions,
  * which pages in several MB of the optimizing compiler (docs/benchmarks.md §9 "Master memory").
- * Packages (undici, semver, proper-lockfile, the SDKs) stay external: they load from
- * node_modules as before, undici through fetchers/undici-lean.ts.
+ * The SDKs and undici's index stay external and load from node_modules; semver and
+ * proper-lockfile are bundled (semver's 13 CommonJS files at the first poll were enough to wake
+ * the compiler again). The three undici modules a poll uses (fetchers/undici-parts.ts) are bundled, into a
+ * chunk loaded at the first poll: undici's 36 CommonJS files cost the master about 4 MB more
+ * than the same code in one file. Bundled dependencies are the versions installed when the package is built.
  *
  * tsc's own .js and .js.map files are removed first, so dist/ holds only what runs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -59,6 +63,29 @@ function removeJs(dir) {
   }
 }
 
+/** fetchers/undici-parts.ts as static imports of the same paths, which esbuild then bundles. */
+const undiciParts = {
+  name: 'undici-parts',
+  setup(build) {
+    const resolveFromRoot = createRequire(path.join(root, 'package.json')).resolve;
+    build.onLoad({ filter: /[\\/]fetchers[\\/]undici-parts\.ts$/ }, async (args) => {
+      // The `name: 'undici/lib/…'` lines of UNDICI_PARTS, the one list of the three paths.
+      const parts = Object.fromEntries([...fs.readFileSync(args.path, 'utf8').matchAll(/^\s+(\w+): '(undici\/lib\/[^']+)',?$/gm)].map((match) => [match[1], match[2]]));
+      if (Object.keys(parts).length !== 3) throw new Error(`scripts/bundle.mjs: expected three undici parts in ${args.path}, found ${JSON.stringify(parts)}`);
+      const names = Object.keys(parts);
+      return {
+        loader: 'js',
+        contents: [
+          ...names.map((name) => `import ${name} from ${JSON.stringify(parts[name])};`),
+          `export const UNDICI_PARTS = ${JSON.stringify(parts)};`,
+          `export function undiciParts() { return { ${names.join(', ')} }; }`,
+        ].join('\n'),
+      };
+    });
+    build.onResolve({ filter: /^undici\/lib\// }, (args) => ({ path: resolveFromRoot(args.path) }));
+  },
+};
+
 removeJs(path.join(dist, 'src'));
 removeJs(path.join(dist, 'fetchers'));
 fs.rmSync(path.join(dist, 'src/chunks'), { recursive: true, force: true });
@@ -73,11 +100,28 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20.19',
-  packages: 'external',
+  // The SDKs are optional peers, loaded at a poll if installed; undici's index is the fallback of
+  // fetchers/undici-lean.ts. The small CommonJS dependencies (semver, proper-lockfile) are bundled.
+  external: ['@aws-sdk/*', '@octokit/*', 'undici'],
   // Class and function names show in errors and logs as they do unbundled.
   keepNames: true,
   sourcemap: true,
   chunkNames: 'src/chunks/[name]-[hash]',
   logLevel: 'warning',
-  // The bin's shebang is kept from src/cli/main.ts by esbuild.
+  plugins: [undiciParts],
 });
+
+// Bundled CommonJS (undici) calls require() for Node's builtins; an ES module has none, so the
+// chunks holding such code get one, made by createRequire (on their first line: source maps keep
+// their line numbers).
+const REQUIRE_LINE = "import { createRequire as __overseerCreateRequire } from 'node:module'; const require = __overseerCreateRequire(import.meta.url); ";
+for (const dir of [path.join(dist, 'src'), path.join(dist, 'fetchers')]) {
+  for (const entry of fs.readdirSync(dir, { recursive: true })) {
+    const file = path.join(dir, entry);
+    if (!file.endsWith('.js')) continue;
+    const text = fs.readFileSync(file, 'utf8');
+    if (!text.includes('Dynamic require of "')) continue;
+    if (text.startsWith('#!')) throw new Error(`scripts/bundle.mjs: ${file} needs require() and starts with a shebang`);
+    fs.writeFileSync(file, REQUIRE_LINE + text);
+  }
+}
