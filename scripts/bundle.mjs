@@ -90,13 +90,9 @@ removeJs(path.join(dist, 'src'));
 removeJs(path.join(dist, 'fetchers'));
 fs.rmSync(path.join(dist, 'src/chunks'), { recursive: true, force: true });
 
-await build({
+const common = {
   absWorkingDir: root,
-  entryPoints: entryPoints(),
-  outbase: '.',
-  outdir: 'dist',
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20.19',
@@ -105,10 +101,100 @@ await build({
   external: ['@aws-sdk/*', '@octokit/*', 'undici'],
   // Class and function names show in errors and logs as they do unbundled.
   keepNames: true,
+  logLevel: 'warning',
+};
+
+/**
+ * Groups of modules that load together, each into one chunk: what the master imports at start
+ * (src/index.ts), what a fetcher adds (fetchers/index.ts), what its first poll adds (the
+ * upgrader). esbuild splits shared code by which entries reach it, and with a dozen entries and
+ * lazy imports the master's ~40 modules came out as 14 files, still enough for the loader's path
+ * work to wake V8's compiler from a long install path. Each root (entry, or target of a lazy
+ * import) that reaches a group imports all of it, so the group's code is reached by the same
+ * roots and lands in one chunk. Costs: a root that needs one module of a group loads the group,
+ * and the group's modules are not tree-shaken.
+ */
+const GROUP_ROOTS = ['src/index.ts', 'fetchers/index.ts', 'src/upgrade/upgrader.ts'];
+
+const ours = (file) => /^(src|fetchers)\/.*\.ts$/.test(file);
+const graphs = new Map();
+
+/** The modules of ours a root imports statically (lazy imports left out), as root-relative paths. */
+function staticGraph(file) {
+  const relative = path.relative(root, path.resolve(root, file));
+  if (!graphs.has(relative)) {
+    graphs.set(relative, build({
+      ...common,
+      entryPoints: [relative],
+      write: false,
+      metafile: true,
+      plugins: [undiciParts, { name: 'lazy-external', setup: (b) => b.onResolve({ filter: /.*/ }, (args) => (args.kind === 'dynamic-import' ? { external: true } : undefined)) }],
+    }).then((result) => new Set(Object.keys(result.metafile.inputs).filter(ours))));
+  }
+  return graphs.get(relative);
+}
+
+async function groupsOf() {
+  const groups = [];
+  const taken = new Set();
+  for (const rootFile of GROUP_ROOTS) {
+    const members = [...(await staticGraph(rootFile))].filter((file) => !taken.has(file));
+    for (const file of members) taken.add(file);
+    groups.push(members);
+  }
+  return groups;
+}
+
+const groups = await groupsOf();
+
+const grouping = {
+  name: 'groups',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData?.plain || (args.kind !== 'entry-point' && args.kind !== 'dynamic-import')) return undefined;
+      const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir || root, importer: args.importer, pluginData: { plain: true } });
+      if (resolved.errors.length > 0 || resolved.external) return undefined;
+      const relative = path.relative(root, resolved.path);
+      if (!ours(relative)) return undefined;
+      const graph = await staticGraph(relative);
+      const reached = groups.map((members, index) => (members.some((file) => graph.has(file)) ? index : -1)).filter((index) => index >= 0);
+      if (reached.length === 0) return undefined;
+      return { path: resolved.path, namespace: 'overseer-root', pluginData: { reached } };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'overseer-root' }, (args) => {
+      const text = fs.readFileSync(args.path, 'utf8');
+      const shebang = text.startsWith('#!') ? `${text.slice(0, text.indexOf('\n'))}\n` : '';
+      const { reached } = args.pluginData;
+      return {
+        resolveDir: root,
+        loader: 'js',
+        contents: [
+          shebang,
+          ...reached.map((index) => `import * as __overseerGroup${index} from 'overseer-group:${index}';`),
+          // Never true; it keeps each group's namespace (so all its code) reached from this root.
+          `if (globalThis.__overseerNever === true) console.log(${reached.map((index) => `__overseerGroup${index}`).join(', ')});`,
+          `export * from ${JSON.stringify(args.path)};`,
+        ].join('\n'),
+      };
+    });
+    b.onResolve({ filter: /^overseer-group:\d+$/ }, (args) => ({ path: args.path, namespace: 'overseer-group' }));
+    b.onLoad({ filter: /.*/, namespace: 'overseer-group' }, (args) => ({
+      resolveDir: root,
+      loader: 'js',
+      contents: groups[Number(args.path.split(':')[1])].map((file, index) => `export * as m${index} from ${JSON.stringify(path.join(root, file))};`).join('\n'),
+    }));
+  },
+};
+
+await build({
+  ...common,
+  entryPoints: entryPoints(),
+  outbase: '.',
+  outdir: 'dist',
+  splitting: true,
   sourcemap: true,
   chunkNames: 'src/chunks/[name]-[hash]',
-  logLevel: 'warning',
-  plugins: [undiciParts],
+  plugins: [undiciParts, grouping],
 });
 
 // Bundled CommonJS (undici) calls require() for Node's builtins; an ES module has none, so the
