@@ -177,6 +177,9 @@ const grouping = {
         ].join('\n'),
       };
     });
+    // The root itself keeps its side effects (the CLI's main(), a preload's hooks): package.json
+    // says "sideEffects": false, which would let esbuild drop a module reached only by export *.
+    b.onResolve({ filter: /.*/ }, (args) => (args.namespace === 'overseer-root' && args.kind === 'import-statement' && path.isAbsolute(args.path) ? { path: args.path, sideEffects: true } : undefined));
     b.onResolve({ filter: /^overseer-group:\d+$/ }, (args) => ({ path: args.path, namespace: 'overseer-group' }));
     b.onLoad({ filter: /.*/, namespace: 'overseer-group' }, (args) => ({
       resolveDir: root,
