@@ -83,6 +83,16 @@ const undiciParts = {
       };
     });
     build.onResolve({ filter: /^undici\/lib\// }, (args) => ({ path: resolveFromRoot(args.path) }));
+    // Two undici modules a GET or HEAD over HTTP/1.1 never runs, left out (each loaded at
+    // undici's start, or bundled for nothing): HTTP/2, which loads node:http2 (~1.3 MB) and is
+    // only used when allowH2 is set (overseer never sets it), and the fetch body helpers, only
+    // used for a FormData request body. Each is replaced by a function that says so if reached.
+    build.onResolve({ filter: /(client-h2|fetch[\\/]body)\.js$/ }, (args) =>
+      (args.importer.includes(`${path.sep}undici${path.sep}`) ? { path: args.path, namespace: 'undici-left-out' } : undefined));
+    build.onLoad({ filter: /.*/, namespace: 'undici-left-out' }, (args) => {
+      const fail = `function () { throw new Error('overseer bundles no ${path.basename(args.path)} of undici (scripts/bundle.mjs)'); }`;
+      return { loader: 'js', contents: args.path.endsWith('client-h2.js') ? `module.exports = ${fail};` : `module.exports = { extractBody: ${fail} };` };
+    });
   },
 };
 
