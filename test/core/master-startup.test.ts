@@ -1,5 +1,5 @@
 /**
- * What keeps an idle master small (docs/benchmarks.md §7): the build gives each folder of
+ * What keeps an idle master small (docs/benchmarks.md §9): the build gives each folder of
  * dist/ a `{"type":"module"}` package.json (scripts/package-scopes.mjs), and importing overseer
  * loads no CommonJS module (semver stays out until the upgrade path needs it).
  */
