@@ -6,14 +6,14 @@
  * in dist/src/chunks/, so a class such as OverseerError exists once whichever entries load it.
  * Dynamic import() stays dynamic: a master without a fetcher never loads the upgrade pipeline.
  *
- * Why: Node's ESM loader does path work for every module file it resolves. A master loading ~80
- * files at start and ~100 more at its first poll makes V8 optimize the loader's path functions,
+ * Why: Node's ESM loader does path work for every module file it resolves. A master loading ~17
+ * files at start and ~100 more at its first poll made V8 optimize the loader's path functions,
  * which pages in several MB of the optimizing compiler (docs/benchmarks.md §9 "Master memory").
- * The SDKs and undici's index stay external and load from node_modules; semver and
- * proper-lockfile are bundled (semver's 13 CommonJS files at the first poll were enough to wake
- * the compiler again). The three undici modules a poll uses (fetchers/undici-parts.ts) are bundled, into a
- * chunk loaded at the first poll: undici's 36 CommonJS files cost the master about 4 MB more
- * than the same code in one file. Bundled dependencies are the versions installed when the package is built.
+ * Groups of modules that load together become one chunk each (GROUP_ROOTS below). The SDKs and
+ * undici's index stay external and load from node_modules; semver, proper-lockfile and the three
+ * undici modules a poll uses (fetchers/undici-parts.ts) are bundled: their ~50 CommonJS files at
+ * the first poll were enough to wake the compiler again. Bundled dependencies are the versions
+ * installed when the package is built.
  *
  * tsc's own .js and .js.map files are removed first, so dist/ holds only what runs.
  */
@@ -210,10 +210,12 @@ await build({
   plugins: [undiciParts, grouping],
 });
 
-// Bundled CommonJS (undici) calls require() for Node's builtins; an ES module has none, so the
-// chunks holding such code get one, made by createRequire (on their first line: source maps keep
-// their line numbers).
-const REQUIRE_LINE = "import { createRequire as __overseerCreateRequire } from 'node:module'; const require = __overseerCreateRequire(import.meta.url); ";
+// Bundled CommonJS (undici, semver, proper-lockfile) calls require() for Node's builtins, and only
+// for those (the rest is bundled); an ES module has no require, so the chunks holding such code get
+// one, on their first line (source maps keep their line numbers). process.getBuiltinModule rather
+// than createRequire(import.meta.url): an app that bundles overseer into CommonJS (a single
+// executable, docs/cli.md) has no import.meta.url.
+const REQUIRE_LINE = "const require = (id) => { const builtin = process.getBuiltinModule(id); if (builtin === undefined) throw new Error(`overseer's bundle requires ${id}, which is not a Node builtin (scripts/bundle.mjs)`); return builtin; }; ";
 for (const dir of [path.join(dist, 'src'), path.join(dist, 'fetchers')]) {
   for (const entry of fs.readdirSync(dir, { recursive: true })) {
     const file = path.join(dir, entry);

@@ -9,6 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 function findSrc(): string {
+  // No import.meta.url where an app bundled overseer into CommonJS (a single executable): no
+  // file of overseer's runs by path there, and this answer is never used.
+  if (typeof import.meta.url !== 'string') return process.cwd();
   const here = path.dirname(fileURLToPath(import.meta.url));
   for (let dir = here; ; dir = path.dirname(dir)) {
     if (path.basename(dir) === 'src') return dir;
