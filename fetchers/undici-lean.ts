@@ -2,10 +2,10 @@
  * The part of undici a poll needs: EnvHttpProxyAgent (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and
  * request(). undici's index loads all of undici (fetch, WebSocket, EventSource, cache, mocks):
  * about 17 MB in the master, where these two modules alone cost about 9 MB (docs/benchmarks.md).
- * They load by their paths inside the package; an undici laid out otherwise falls back to the
- * whole package, so a new undici costs memory, never a failed poll.
+ * They load by their paths inside the package (undici-parts.ts; the build bundles them into one
+ * chunk); an undici laid out otherwise falls back to the whole package, so a new undici costs
+ * memory, never a failed poll.
  */
-import { createRequire } from 'node:module';
 import type { Dispatcher, EnvHttpProxyAgent } from 'undici';
 
 export interface RequestOptions {
@@ -37,10 +37,10 @@ function requestWith(apiRequest: ApiRequest): LeanUndici['request'] {
 /** Loads the lean part, or the whole package when its layout is not the expected one. */
 export async function loadLeanUndici(): Promise<LeanUndici> {
   try {
-    const require = createRequire(import.meta.url);
-    const Agent = require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof EnvHttpProxyAgent;
-    const api = require('undici/lib/api/index.js') as Api;
-    const base = require('undici/lib/dispatcher/dispatcher.js') as { prototype?: object };
+    const parts = (await import('./undici-parts.js')).undiciParts();
+    const Agent = parts.agent as typeof EnvHttpProxyAgent;
+    const api = parts.api as Api;
+    const base = parts.dispatcher as { prototype?: object };
     if (typeof Agent === 'function' && typeof api.request === 'function' && typeof api.connect === 'function' && typeof base.prototype === 'object') {
       // As undici's index does: clients reach request/connect as methods (a proxy's CONNECT uses them).
       Object.assign(base.prototype, api);

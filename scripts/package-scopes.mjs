@@ -5,7 +5,7 @@
  * module it loads, walking up one folder at a time: with one beside each module the walk is one
  * step. Without them the master's ~80 imports make the loader's URL-to-path function hot enough
  * for V8 to optimize it, which pages about 3.5 MB of the optimizing compiler into the master's
- * RSS (docs/benchmarks.md §7: an idle master, no fetcher, +9.9 MB over an idle node → +5.9 MB).
+ * RSS (docs/benchmarks.md §9: an idle master, no fetcher, +9.9 MB over an idle node → +5.9 MB).
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { srcPath } from '../src-dir.js';
 import type { OverseerEvent } from '../events.js';
 import { EVENT_LINE_PREFIX } from '../protocol.js';
 import { CHECK_MASTER_ENV, CONFIG_LINE_PREFIX, type MasterOverrides } from './preload.js';
@@ -15,7 +15,7 @@ import { CHECK_MASTER_ENV, CONFIG_LINE_PREFIX, type MasterOverrides } from './pr
 /** A file of the built package: beside this one in dist/, or in dist/ when run from the sources (tests under tsx). */
 export function builtFile(relative: string): string {
   const fromSource = import.meta.url.endsWith('.ts');
-  return fileURLToPath(new URL(fromSource ? `../../dist/src/${relative}` : `../${relative}`, import.meta.url));
+  return fromSource ? path.join(srcPath('..'), 'dist/src', relative) : srcPath(relative);
 }
 
 export type TargetSpec =

@@ -11,6 +11,7 @@ import { NodeLauncher } from './launch/node.js';
 import { isSea } from './launch/sea.js';
 import type { Launcher } from './launch/launcher.js';
 import { Master, type MasterConfig, type Poller } from './master.js';
+import { keepWasmOnLiftoff } from './wasm-tier.js';
 
 export interface StartOptions {
   /** How children run. @default a NodeLauncher: a fork of the bundle that calls run() */
@@ -52,6 +53,7 @@ async function upgraderFor(config: MasterConfig): Promise<((host: UpgradeHost) =
   const fetcher = config.fetcher;
   if (!fetcher) return undefined;
   const { Upgrader } = await import('../upgrade/upgrader.js');
+  keepWasmOnLiftoff();
   return (host) => {
     const upgrader = new Upgrader(host, config, fetcher);
     return {

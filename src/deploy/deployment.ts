@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { srcPath } from '../src-dir.js';
 import { readAppConfig, APP_FILE } from './app-config.js';
 import { AppMasters } from './app-master.js';
 import { DEPLOY_DEFAULTS, codeOf, newApp, type App, type DeployOptions, type EventBody, type DeployEvent } from './app.js';
@@ -48,7 +48,7 @@ export class Deployment {
       emit,
       output: (line) => options.onOutput?.(line),
       stopping,
-    }, options.cliPath ?? fileURLToPath(new URL('../cli/main.js', import.meta.url)));
+    }, options.cliPath ?? srcPath('cli/main.js'));
     this.#host = { options, masters: this.#masters, emit, stopping };
   }
 

@@ -1,5 +1,5 @@
 /**
- * What keeps an idle master small (docs/benchmarks.md §7): the build gives each folder of
+ * What keeps an idle master small (docs/benchmarks.md §9): the build gives each folder of
  * dist/ a `{"type":"module"}` package.json (scripts/package-scopes.mjs), and importing overseer
  * loads no CommonJS module (semver stays out until the upgrade path needs it).
  */
@@ -28,9 +28,13 @@ test('every folder of the build has a {"type":"module"} package.json', async () 
   }
 });
 
-test('importing overseer (the master entry) loads no CommonJS module and no semver', async () => {
+test('importing overseer (the master entry) loads no CommonJS module, no semver and few files', async () => {
   const loaded = await modulesLoadedBy(pathToFileURL(path.join(root, 'dist/src/index.js')).href);
-  assert.ok(loaded.some((entry) => entry.endsWith('/dist/src/core/config.js')), 'the probe sees the config module');
+  assert.ok(loaded.some((entry) => entry.endsWith('/dist/src/index.js')), 'the probe sees the entry');
+  // The build bundles (scripts/bundle.mjs): the entry and a few shared chunks, not one file per module (~17 before).
+  const ours = new Set(loaded.filter((entry) => entry.includes('/dist/src/')));
+  assert.ok(ours.size <= 16, `the master's import loads ${ours.size} files of dist: ${[...ours].join(', ')}`);
+  assert.ok(!loaded.some((entry) => entry.includes('/dist/src/core/')), 'no per-module files: the modules are bundled');
   assert.deepEqual(loaded.filter((entry) => entry.includes('/node_modules/semver/')), []);
   assert.deepEqual(loaded.filter((entry) => entry.startsWith('/') && entry.includes('/node_modules/') && !entry.includes('/tsx/') && !entry.includes('/esbuild/')), [], 'tsx and its esbuild are the probe\'s own');
 });

@@ -89,3 +89,16 @@ test('request() sends GET and HEAD with headers and the query string', async () 
     await dispatcher.close();
   }
 });
+
+test('the build bundles those modules: a poll through the built HttpFetcher loads no undici file from node_modules', async () => {
+  // scripts/bundle.mjs replaces undici-parts.ts with static imports that esbuild bundles into a chunk.
+  const url = pathToFileURL(path.join(root, 'dist/fetchers/http.js')).href;
+  const files = await undiciFilesAfter(`
+    const { HttpFetcher } = await import(${JSON.stringify(url)});
+    const fetcher = new HttpFetcher({ url: ${JSON.stringify(`${base}/app.mjs`)} });
+    const result = await fetcher.fetch({ signal: new AbortController().signal, currentSha256: 'x', currentVersion: undefined });
+    if (result.type !== 'update') throw new Error(result.type);
+    await fetcher.close();
+  `);
+  assert.deepEqual(files, []);
+});

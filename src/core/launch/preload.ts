@@ -4,12 +4,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { srcPath } from '../../src-dir.js';
 import { parseAddress } from '../config.js';
 import type { BoundListener } from '../listeners.js';
 import { PRELOAD_ENV, type HeldSocket, type PreloadSpec } from '../../preload/held.js';
 
-/** The compiled preload, beside this file's own folder in dist/src. */
-export const PRELOAD_URL = new URL('../../preload/listen.js', import.meta.url).href;
+/** The compiled preload in dist/src (src/ under tsx). */
+export const PRELOAD_URL = pathToFileURL(srcPath('preload/listen.js')).href;
 
 const NODE_NAME = /^node(js)?(\d+(\.\d+)*)?$/;
 /**
