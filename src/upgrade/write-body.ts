@@ -75,6 +75,8 @@ export function writeBody(body: Readable, fd: number, { gather, onChunk, signal 
       } catch (error) {
         return fail(error);
       }
+      // onChunk may have aborted the signal (a progress listener stopping the master).
+      if (failure) return;
       pending.push(data);
       pendingBytes += data.length;
       if (pendingBytes < gather) return;
