@@ -73,11 +73,12 @@ export interface SwapResult {
 
 const previousSuffix = '.previous';
 /**
- * Writes to the staged file gather this much: one writev per 512 KiB (write-body.ts). Measured
- * on 1 GiB (bench/download.ts, docs/benchmarks.md): 64 KiB → 512 KiB took the master from ~2.1
- * to ~1.9 s of CPU; 1 MiB saved a little more but pushed peak RSS growth past 8 MB.
+ * Writes to the staged file gather this much: one writev per 256 KiB (write-body.ts), where a
+ * WriteStream wrote each 64 KiB chunk as it came. Measured on 1 GiB (bench/download-threads.ts,
+ * docs/benchmarks.md §9): 512 KiB cost the same CPU and ~1.4 MB more peak RSS (one batch out
+ * and one gathering are held until written).
  */
-const WRITE_GATHER_BYTES = 512 * 1024;
+const WRITE_GATHER_BYTES = 256 * 1024;
 const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
 
 function errorText(error: unknown): string {
