@@ -53,19 +53,28 @@ export function writeBody(body: Readable, fd: number, { gather, onChunk, signal 
       body.destroy();
       settle();
     };
-    const flush = (): void => {
-      const chunks = pending;
-      pending = [];
-      pendingBytes = 0;
+    const write = (chunks: Buffer[]): void => {
       writing = true;
-      writev(fd, chunks, (error) => {
+      writev(fd, chunks, (error, written) => {
         writing = false;
         if (failure) return settle();
         if (error) return fail(new BodyWriteError(error));
+        // A short write (a signal, a nearly full disk): the rest goes again, as WriteStream does.
+        const rest = unwritten(chunks, written);
+        if (rest.length > 0) {
+          if (written === 0) return fail(new BodyWriteError(Object.assign(new Error('writev wrote nothing'), { code: 'EIO', syscall: 'writev' })));
+          return write(rest);
+        }
         if (pendingBytes >= gather || (ended && pending.length > 0)) return flush();
         if (ended) return settle();
         body.resume();
       });
+    };
+    const flush = (): void => {
+      const chunks = pending;
+      pending = [];
+      pendingBytes = 0;
+      write(chunks);
     };
     const onData = (chunk: Buffer | string): void => {
       if (failure) return;
@@ -103,4 +112,13 @@ export function writeBody(body: Readable, fd: number, { gather, onChunk, signal 
     signal?.addEventListener('abort', onAbort, { once: true });
     body.on('data', onData);
   });
+}
+
+/** What a writev of `chunks` left unwritten after `written` bytes. */
+export function unwritten(chunks: readonly Buffer[], written: number): Buffer[] {
+  let skip = written;
+  let index = 0;
+  while (index < chunks.length && skip >= chunks[index]!.length) skip -= chunks[index++]!.length;
+  if (index === chunks.length) return [];
+  return [chunks[index]!.subarray(skip), ...chunks.slice(index + 1)];
 }

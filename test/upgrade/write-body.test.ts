@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { BodyWriteError, writeBody } from '../../src/upgrade/write-body.js';
+import { BodyWriteError, unwritten, writeBody } from '../../src/upgrade/write-body.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -235,5 +235,18 @@ describe('writeBody', () => {
       return fs.statSync(file).size;
     });
     assert.equal(size, 0);
+  });
+
+  test('after a short write, exactly the unwritten bytes go again', () => {
+    const chunks = [Buffer.from('abc'), Buffer.from('defg'), Buffer.from('hi')];
+    const rest = (written: number) => Buffer.concat(unwritten(chunks, written)).toString();
+    assert.equal(rest(0), 'abcdefghi');
+    assert.equal(rest(2), 'cdefghi');
+    assert.equal(rest(3), 'defghi');
+    assert.equal(rest(5), 'fghi');
+    assert.equal(rest(7), 'hi');
+    assert.equal(rest(8), 'i');
+    assert.equal(rest(9), '');
+    assert.deepEqual(unwritten([], 0), []);
   });
 });
