@@ -91,7 +91,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-const clockTicks = (() => {
+export const clockTicks = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   } catch {

@@ -5,14 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, realpath, rename, stat } from 'node:fs/promises';
+import { open, realpath, rename, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import type { Readable, TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { OverseerError, isOverseerError } from '../errors.js';
 import { withBundleLock } from './lock.js';
+import { BodyWriteError, writeBody } from './write-body.js';
 import { copyToTemp, createTempPath, linkOrCopyToTemp, syncDirectory, syncFile, unlinkIfExists } from './temps.js';
 
 export interface StageOptions {
@@ -73,12 +73,12 @@ export interface SwapResult {
 
 const previousSuffix = '.previous';
 /**
- * Writes to the staged file gather up to this much (one writev of the chunks that arrived
- * while the last write ran): fewer system calls and callbacks. Measured on 1 GiB (bench/download.ts):
- * 64 KiB → 512 KiB took the master from ~2.1 to ~1.9 s of CPU; 1 MiB saved a little more but
- * pushed peak RSS growth past 8 MB.
+ * Writes to the staged file gather this much: one writev per 256 KiB (write-body.ts), where a
+ * WriteStream wrote each 64 KiB chunk as it came. Measured on 1 GiB (bench/download-threads.ts,
+ * docs/benchmarks.md §9): 512 KiB cost the same CPU and ~1.4 MB more peak RSS (one batch out
+ * and one gathering are held until written).
  */
-const WRITE_HIGH_WATER_MARK = 512 * 1024;
+const WRITE_GATHER_BYTES = 256 * 1024;
 const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
 
 function errorText(error: unknown): string {
@@ -102,8 +102,8 @@ function tooLarge(maxBytes: number, gzip: boolean, announced?: number): Overseer
   );
 }
 
-/** Counts and hashes what flows through, failing as soon as `limit` is passed. */
-class Meter extends Transform {
+/** Counts and hashes bytes, throwing as soon as `limit` is passed. */
+class Tally {
   bytes = 0;
   readonly #hashes: ReturnType<typeof createHash>[];
   readonly #limit: number;
@@ -111,33 +111,79 @@ class Meter extends Transform {
   readonly #onChunk: ((bytes: number) => void) | undefined;
 
   constructor(algorithms: readonly string[], limit: number, onLimit: () => Error, onChunk?: (bytes: number) => void) {
-    super();
     this.#hashes = algorithms.map((algorithm) => createHash(algorithm));
     this.#limit = limit;
     this.#onLimit = onLimit;
     this.#onChunk = onChunk;
   }
 
+  add(data: Uint8Array): void {
+    this.bytes += data.byteLength;
+    if (this.bytes > this.#limit) throw this.#onLimit();
+    for (const hash of this.#hashes) hash.update(data);
+    this.#onChunk?.(this.bytes);
+  }
+
+  digests(): Buffer[] {
+    return this.#hashes.map((hash) => hash.digest());
+  }
+}
+
+/** A Tally as a stream stage, for the gzip chain (raw bytes, then inflated ones). */
+class Meter extends Transform {
+  constructor(readonly tally: Tally) {
+    super();
+  }
+
   override _transform(chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
-    this.bytes += data.byteLength;
-    if (this.bytes > this.#limit) {
-      callback(this.#onLimit());
-      return;
-    }
-    for (const hash of this.#hashes) hash.update(data);
     try {
-      this.#onChunk?.(this.bytes);
+      this.tally.add(data);
     } catch (error) {
       callback(error as Error);
       return;
     }
     callback(null, data);
   }
+}
 
-  digests(): Buffer[] {
-    return this.#hashes.map((hash) => hash.digest());
+/** A plain release: the body's chunks tallied and written as they come (write-body.ts). */
+async function plainToFile(tempPath: string, body: StageOptions['body'], raw: Tally, signal: AbortSignal | undefined): Promise<void> {
+  const source = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
+  let file: FileHandle;
+  try {
+    file = await open(tempPath, 'r+');
+  } catch (error) {
+    source.destroy();
+    throw new BodyWriteError(error as NodeJS.ErrnoException);
   }
+  try {
+    await writeBody(source, file.fd, {
+      gather: WRITE_GATHER_BYTES,
+      onChunk: (chunk) => raw.add(chunk),
+      ...(signal === undefined ? {} : { signal }),
+    });
+  } finally {
+    await file.close();
+  }
+}
+
+/** A gzip release: raw bytes tallied, inflated, the inflated bytes tallied and written. */
+async function inflateToFile(
+  tempPath: string,
+  body: StageOptions['body'],
+  raw: Tally,
+  inflated: Tally,
+  signal: AbortSignal | undefined,
+  onWriteError: (error: unknown) => void,
+): Promise<void> {
+  const file = createWriteStream(tempPath, { flags: 'r+', highWaterMark: WRITE_GATHER_BYTES });
+  // Since Node 22 the pipeline destroys the file stream with an upstream error too, so only
+  // errors of the file's own system calls count as write failures.
+  file.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.syscall !== undefined && FILE_SYSCALLS.has(error.syscall)) onWriteError(error);
+  });
+  await pipeline(body, new Meter(raw), createGunzip(), new Meter(inflated), file, signal === undefined ? {} : { signal });
 }
 
 /**
@@ -184,7 +230,7 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
   try {
     // Each byte is hashed once per digest needed: a plain release's content is its raw bytes,
     // so their sha256 is both; only gzip needs a second sha256, of the inflated content.
-    const rawMeter = new Meter(
+    const raw = new Tally(
       prehash ? ['sha256', 'blake2b512'] : ['sha256'],
       expectedSize ?? rawLimit,
       () =>
@@ -193,21 +239,14 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
           : tooLarge(maxBytes, gzip),
       onProgress && ((received) => onProgress(received, expectedSize)),
     );
-    const contentMeter = gzip ? new Meter(['sha256'], maxBytes, () => tooLarge(maxBytes, gzip)) : undefined;
-    const file = createWriteStream(tempPath, { flags: 'r+', highWaterMark: WRITE_HIGH_WATER_MARK });
-    // Since Node 22 the pipeline destroys the file stream with an upstream error too, so only
-    // errors of the file's own system calls count as write failures.
-    file.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.syscall !== undefined && FILE_SYSCALLS.has(error.syscall)) writeError = error;
-    });
-    const streamOptions = signal === undefined ? {} : { signal };
+    const inflated = gzip ? new Tally(['sha256'], maxBytes, () => tooLarge(maxBytes, gzip)) : undefined;
     try {
-      await (contentMeter
-        ? pipeline(body, rawMeter, createGunzip(), contentMeter, file, streamOptions)
-        : pipeline(body, rawMeter, file, streamOptions));
+      if (inflated) await inflateToFile(tempPath, body, raw, inflated, signal, (error) => (writeError = error));
+      else await plainToFile(tempPath, body, raw, signal);
     } catch (error) {
       if (isOverseerError(error)) throw error;
       if (signal?.aborted) throw downloadFailed('was aborted', signal.reason);
+      if (error instanceof BodyWriteError) throw stageFailed(tempPath, error.cause);
       if (writeError !== undefined && error === writeError) throw stageFailed(tempPath, error);
       const code = (error as NodeJS.ErrnoException).code;
       if (gzip && typeof code === 'string' && code.startsWith('Z_')) {
@@ -215,25 +254,25 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
       }
       throw downloadFailed(`broke off: ${errorText(error)}`, error);
     }
-    if (expectedSize !== undefined && rawMeter.bytes !== expectedSize) {
-      throw downloadFailed(`ended after ${rawMeter.bytes} of the ${expectedSize} bytes announced`);
+    if (expectedSize !== undefined && raw.bytes !== expectedSize) {
+      throw downloadFailed(`ended after ${raw.bytes} of the ${expectedSize} bytes announced`);
     }
-    const content = contentMeter ?? rawMeter;
+    const content = inflated ?? raw;
     if (content.bytes === 0) throw downloadFailed('is empty');
     try {
       await syncFile(tempPath, mode);
     } catch (error) {
       throw stageFailed(tempPath, error);
     }
-    const [rawSha256, rawBlake2b512] = rawMeter.digests() as [Buffer, Buffer | undefined];
-    const [sha256] = contentMeter ? (contentMeter.digests() as [Buffer]) : [rawSha256];
+    const [rawSha256, rawBlake2b512] = raw.digests() as [Buffer, Buffer | undefined];
+    const [sha256] = inflated ? (inflated.digests() as [Buffer]) : [rawSha256];
     return {
       tempPath,
       sha256: sha256.toString('hex'),
       rawSha256: rawSha256.toString('hex'),
       rawBlake2b512,
       bytes: content.bytes,
-      rawBytes: rawMeter.bytes,
+      rawBytes: raw.bytes,
       targetPath,
     };
   } catch (error) {

@@ -41,6 +41,7 @@ run({
     url: env.APP_FETCH_URL, interval: Number(env.APP_FETCH_INTERVAL ?? 100), timeout: Number(env.APP_FETCH_TIMEOUT ?? 5000),
     ...(env.APP_FETCH_SHA256_URL ? { sha256Url: env.APP_FETCH_SHA256_URL } : {}),
     ...(env.APP_FETCH_SIGNATURE_URL ? { signatureUrl: env.APP_FETCH_SIGNATURE_URL } : {}),
+    ...JSON.parse(env.APP_FETCH_OPTIONS ?? '{}'),
   }) } : {}),
   ...options,
   onEvent: (event) => process.send?.({ event }),
