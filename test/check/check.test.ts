@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { after, test } from 'node:test';
 import type { CheckReport } from '../../src/check/check.ts';
 import { cli } from '../helpers/cli.ts';
 import { fixture, isAlive, root, scale } from '../helpers/master.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const running = new Set<number>();
 after(() => {
@@ -41,15 +41,6 @@ async function check(args: string[], timeoutMs = 90_000): Promise<{ code: number
     }
   }
   return { code, report, stderr };
-}
-
-/** A port free a moment ago, for an app that names its own port. */
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const codes = (report: CheckReport) => report.diagnoses.map((diagnosis) => diagnosis.code);
