@@ -204,7 +204,10 @@ export async function startApp(options: StartAppOptions): Promise<TestApp> {
       const temp = `${releaseFile}.${randomBytes(4).toString('hex')}.part`;
       fs.writeFileSync(temp, release);
       fs.renameSync(temp, releaseFile);
-      const outcome = await target.waitForEvent((event) => ['upgrade-applied', 'upgrade-rejected', 'upgrade-rolled-back', 'upgrade-skipped'].includes(event.type), timeoutMs, since);
+      // A known-id skip is a poll of the file this one replaced (a renamed file has a new inode, so
+      // a new id): not this release's outcome, which is still to come.
+      const outcome = await target.waitForEvent((event) => ['upgrade-applied', 'upgrade-rejected', 'upgrade-rolled-back'].includes(event.type)
+        || (event.type === 'upgrade-skipped' && event.why !== 'known-id'), timeoutMs, since);
       if (outcome?.type !== 'upgrade-applied') {
         const why = outcome === undefined ? (target.exit ? 'the master exited' : `nothing happened within ${timeoutMs} ms`)
           : 'error' in outcome ? `${outcome.type}: ${outcome.error}` : outcome.type === 'upgrade-skipped' ? `upgrade-skipped (${outcome.why})` : outcome.type;

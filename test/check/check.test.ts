@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { after, test } from 'node:test';
 import type { CheckReport } from '../../src/check/report.ts';
 import { cli } from '../helpers/cli.ts';
 import { fixture, isAlive, root, scale } from '../helpers/master.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const running = new Set<number>();
 after(() => {
@@ -43,20 +43,13 @@ async function check(args: string[], timeoutMs = 90_000): Promise<{ code: number
   return { code, report, stderr };
 }
 
-/** A port free a moment ago, for an app that names its own port. */
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const codes = (report: CheckReport) => report.diagnoses.map((diagnosis) => diagnosis.code);
 const short = ['--handoffs', '2', '--duration', '300', '--rate', '200'];
+/** For programs that drain well: one handoff per run shows 0 failed as two did (a failure is counted, not sampled). */
+const once = ['--handoffs', '1', '--duration', '300', '--rate', '200'];
 
 test('a run() app that drains well: 0 failed, exit 0, both runs done', async () => {
-  const { code, report } = await check([...short, fixture('app.mjs')]);
+  const { code, report } = await check([...once, fixture('app.mjs')]);
   assert.equal(code, 0, JSON.stringify(report.diagnoses));
   assert.equal(report.ok, true);
   assert.equal(report.failed, 0);
@@ -64,7 +57,7 @@ test('a run() app that drains well: 0 failed, exit 0, both runs done', async () 
   assert.equal(report.terminateTimeout, 10_000);
   assert.deepEqual(report.runs.map((run) => run.keepAlive), [true, false]);
   for (const run of report.runs) {
-    assert.equal(run.handoffs.length, 2);
+    assert.equal(run.handoffs.length, 1);
     assert.ok(run.handoffs.every((handoff) => handoff.ok && handoff.readyMs !== undefined && handoff.drainMs !== undefined));
     assert.ok(run.requests > 0);
   }
@@ -103,7 +96,7 @@ test('an app that never becomes ready: named, nothing loaded, exit 1', async () 
 });
 
 test('a Python server that drains gently, under -- python3: 0 failed', async () => {
-  const { code, report } = await check([...short, '--', 'python3', fixture('fd-server.py')]);
+  const { code, report } = await check([...once, '--', 'python3', fixture('fd-server.py')]);
   assert.equal(code, 0, JSON.stringify(report.diagnoses));
   assert.equal(report.failed, 0);
   assert.equal(report.runs.length, 2);
@@ -111,7 +104,7 @@ test('a Python server that drains gently, under -- python3: 0 failed', async () 
 
 test('an unchanged Node app (server.listen(PORT)) under -- node: checked on its own port through the preload, 0 failed', async () => {
   const port = await freePort();
-  const { code, report } = await check([...short, '--listen', `127.0.0.1:${port}`, '--env', `PORT=${port}`, '--', 'node', fixture('unmodified-http.mjs')]);
+  const { code, report } = await check([...once, '--listen', `127.0.0.1:${port}`, '--env', `PORT=${port}`, '--', 'node', fixture('unmodified-http.mjs')]);
   assert.equal(code, 0, JSON.stringify(report.diagnoses));
   assert.equal(report.failed, 0);
   assert.equal(report.runs.length, 2);

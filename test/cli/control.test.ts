@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { cleanupCli, cli, getJson, runCli, scratch } from '../helpers/cli.ts';
+import { cleanupCli, getJson, overseer, runCli, scratch } from '../helpers/cli.ts';
 import { after, describe, test } from 'node:test';
-import { fixture, isAlive, root, until } from '../helpers/master.ts';
+import { fixture, isAlive, until } from '../helpers/master.ts';
 
 after(cleanupCli);
 
@@ -17,17 +15,6 @@ interface Answer {
 
 const get = (port: number) => getJson<Answer>(port);
 
-
-/** Runs `overseer ARGS…` to its end. */
-async function overseer(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
 
 /** A copy of the fd-server fixture in its own directory, run as `node app.mjs` with a config that names it the bundle. */
 function setUp(extra: Record<string, unknown> = {}) {

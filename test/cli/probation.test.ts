@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { cleanupCli, cli, getJson, runCli, scratch } from '../helpers/cli.ts';
+import { cleanupCli, getJson, overseer, runCli, scratch } from '../helpers/cli.ts';
 import { Load, type LoadResult } from '../helpers/load.ts';
-import { root } from '../helpers/master.ts';
 import { execRelease, type ProbationMode } from '../helpers/probation-releases.ts';
 
 after(cleanupCli);
@@ -47,11 +44,7 @@ async function stopped(run: ReturnType<typeof runCli>): Promise<void> {
 }
 
 async function ctlStatus(config: string): Promise<string> {
-  const child = spawn(process.execPath, [cli, 'ctl', 'status', '-c', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  await once(child, 'exit');
-  return stdout;
+  return (await overseer('ctl', 'status', '-c', config)).stdout;
 }
 
 function assertNoFailures(result: LoadResult, crashed: boolean): void {
@@ -61,7 +54,7 @@ function assertNoFailures(result: LoadResult, crashed: boolean): void {
 }
 
 const failing: Array<[string, ProbationMode, string]> = [
-  ['crashes 2 s after it became ready', 'crash-later', 'exit'],
+  ['crashes 1 s after it became ready', 'crash-later', 'exit'],
   ['fails its health probe (its /health 404s from the start)', 'probe-404', 'probe'],
 ];
 
@@ -103,12 +96,12 @@ describe('probation under overseer run: exit and probe', () => {
   test('a good release passes (flags set the probation), keeps .previous, and ctl status shows the time left', async () => {
     const { config, bundle, publish } = setUp(undefined);
     const original = fs.readFileSync(bundle, 'utf8');
-    const run = runCli(['-c', config, '--probation', '3000', '--probe-path', '/health', '--probe-interval', '150']);
+    const run = runCli(['-c', config, '--probation', '2000', '--probe-path', '/health', '--probe-interval', '150']);
     const port = await started(run);
     const load = new Load({ port, keepAlive: true, concurrency: CONCURRENCY, maxMs: 60_000 });
     publish('good');
     const begun = await run.waitFor('probation-started', 1, 30_000);
-    assert.equal(begun.durationMs, 3000);
+    assert.equal(begun.durationMs, 2000);
     const status = await ctlStatus(config);
     if (run.events('probation-passed').length === 0) {
       assert.match(status, new RegExp(`pid ${begun.pid} .*on probation`));

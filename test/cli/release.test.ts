@@ -15,7 +15,7 @@ import { readAll } from '../helpers/fetch.ts';
 import type { EventBody } from '../../src/events.ts';
 import type { FetchResult } from '../../src/upgrade/fetcher.ts';
 import { parseManifest, type Manifest } from '../../src/manifest/document.ts';
-import { readSecretKey } from '../../src/manifest/sign.ts';
+import { generateMinisignKeyPair, KDF_INTERACTIVE, readSecretKey } from '../../src/manifest/sign.ts';
 import { parsePublicKey, parseSignature, verifySignature } from '../../src/upgrade/minisign.ts';
 
 after(cleanupCli);
@@ -133,7 +133,7 @@ describe('overseer release: publishing', () => {
     assert.deepEqual(fs.readdirSync(dist).sort(), ['app-1.0.0.mjs', 'app-1.1.0.mjs', 'manifest.json', 'manifest.json.minisig']);
   });
 
-  test('an encrypted key from keygen (minisign\'s default scrypt cost) signs; a wrong password changes nothing', () => {
+  test('an encrypted key from keygen (minisign\'s default scrypt cost) signs; a wrong password changes nothing', async () => {
     const { dir, manifest } = publisher();
     const password = { MINISIGN_PASSWORD: 'a test password' };
     const made = ok(dir, ['keygen', '--public-key', 'release.pub', '--secret-key', 'release.key'], password);
@@ -143,9 +143,12 @@ describe('overseer release: publishing', () => {
 
     ok(dir, ['create', '-m', 'dist/manifest.json', '--version', '1.0.0', 'dist/app-1.0.0.mjs']);
     const before = fs.readFileSync(manifest);
-    const wrong = release(dir, ['rollout', '-m', 'dist/manifest.json', '1.0.0', '50', '--key', 'release.key'], { MINISIGN_PASSWORD: 'not the password' });
+    // A wrong password takes the same path at any cost: shown on a cheap key, not a second few-second derivation.
+    const cheap = await generateMinisignKeyPair({ password: 'a test password', kdf: KDF_INTERACTIVE });
+    fs.writeFileSync(path.join(dir, 'cheap.key'), cheap.secretKeyFile, { mode: 0o600 });
+    const wrong = release(dir, ['rollout', '-m', 'dist/manifest.json', '1.0.0', '50', '--key', 'cheap.key'], { MINISIGN_PASSWORD: 'not the password' });
     assert.equal(wrong.status, 1);
-    assert.match(wrong.stderr, /^overseer: the secret key release\.key does not open with this password .*wrong password/);
+    assert.match(wrong.stderr, /^overseer: the secret key cheap\.key does not open with this password .*wrong password/);
     assert.deepEqual(fs.readFileSync(manifest), before, 'a wrong password leaves the manifest as it was');
     const none = release(dir, ['sign', '-m', 'dist/manifest.json', '--key', 'release.key']);
     assert.equal(none.status, 1);

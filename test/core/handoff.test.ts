@@ -71,18 +71,21 @@ describe('ready-first handoff', () => {
     assert.equal(done.from, before.pid);
   });
 
+  // Back to back: each handoff starts as soon as the one before completes, its old child often
+  // still draining. Ten show that as twenty did; the 10,000-handoff soak is in bench/.
+  const HANDOFFS = 10;
   for (const keepAlive of [true, false]) {
-    test(`20 handoffs back to back under load, keep-alive ${keepAlive ? 'on' : 'off'}: zero failed requests`, async () => {
+    test(`${HANDOFFS} handoffs back to back under load, keep-alive ${keepAlive ? 'on' : 'off'}: zero failed requests`, async () => {
       const master = await start();
       const load = new Load({ port: master.port, keepAlive, concurrency: 8, maxMs: 60_000 });
-      for (let round = 1; round <= 20; round++) {
+      for (let round = 1; round <= HANDOFFS; round++) {
         master.process.kill('SIGUSR2');
         await master.waitFor('handoff-completed', () => handoffs(master) >= round, 20_000);
       }
       const result = await load.stop();
       assert.deepEqual(result.failures, []);
       assert.ok(result.answers.length > 100, `only ${result.answers.length} answers`);
-      assert.equal(new Set(result.answers.map((answer) => answer.pid)).size >= 15, true, 'answers came from the successive children');
+      assert.equal(new Set(result.answers.map((answer) => answer.pid)).size >= HANDOFFS - 2, true, 'answers came from the successive children');
       assertAnsweredByReadyChildren(master, load);
     });
   }

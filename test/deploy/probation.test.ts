@@ -18,7 +18,8 @@ function stageProbation(app: string, version: string, marker?: 'CRASH_LATER' | '
 
 describe('overseer deploy: a release that fails its probation goes back to archive/ marked failed', () => {
   const dir = tempDir('overseer-deploy-probation-');
-  const web = makeApp(dir, 'web', { version: 'v1', extra: { probation: { duration: 6000, probe: { path: '/health', interval: 150, failures: 3 } }, terminateTimeout: 5000 } });
+  // 3 s: room for the crash 1 s after ready to land inside it; the good release waits it out whole.
+  const web = makeApp(dir, 'web', { version: 'v1', extra: { probation: { duration: 3000, probe: { path: '/health', interval: 150, failures: 3 } }, terminateTimeout: 5000 } });
   fs.writeFileSync(path.join(web, 'current', 'server.mjs'), server);
   let deploy: Deploy;
   let port = 0;
@@ -36,7 +37,7 @@ describe('overseer deploy: a release that fails its probation goes back to archi
   });
 
   const failing: Array<[string, 'CRASH_LATER' | 'PROBE_404', RegExp]> = [
-    ['crashes 2 s after it became ready', 'CRASH_LATER', /failed its probation \(child \d+ exited \(code 7\) during its probation\)/],
+    ['crashes 1 s after it became ready', 'CRASH_LATER', /failed its probation \(child \d+ exited \(code 7\) during its probation\)/],
     ['fails its health probe', 'PROBE_404', /failed its probation \(3 health probes in a row failed \(the last: GET \/health answered 404\)\)/],
   ];
   for (const [name, marker, message] of failing) {

@@ -4,6 +4,7 @@
  * by cleanupCli() (call it from `after`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import { EVENT_LINE_PREFIX } from '../../src/protocol.ts';
@@ -43,6 +44,17 @@ export function getJson<T>(port: number): Promise<T> {
     });
     request.on('error', reject);
   });
+}
+
+/** Runs `overseer ARGS…` (ctl status, release, …) from the repository root to its end. */
+export async function overseer(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
 }
 
 /** `overseer run --events …`, following its lifecycle from the overseer-event lines on stderr. */

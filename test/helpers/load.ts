@@ -131,19 +131,20 @@ export async function ask(port: number, host = '127.0.0.1', path = '/'): Promise
 }
 
 /**
- * Three SIGUSR2 handoffs while `options` load runs against the master: no request fails, answers
- * come from at least three children, and every old child drained well before terminateTimeout.
+ * Two SIGUSR2 handoffs while `options` load runs against the master: no request fails, answers
+ * come from at least two of the three children, and every old child drained well before
+ * terminateTimeout. The second hands off from a child that was itself handed the sockets.
  */
 export async function assertHandsOffUnderLoad(master: RunningMaster, options: Omit<LoadOptions, 'port'>): Promise<void> {
   const load = new Load({ ...options, port: master.port });
-  for (let round = 1; round <= 3; round++) {
+  for (let round = 1; round <= 2; round++) {
     master.process.kill('SIGUSR2');
     await master.waitFor('handoff-completed', () => master.events.filter((event) => event.type === 'handoff-completed').length >= round);
   }
   const result = await load.stop();
   assert.deepEqual(result.failures, []);
   const pids = new Set(result.answers.map((answer) => answer.pid));
-  assert.ok(pids.size >= 3, `answers from ${pids.size} children`);
+  assert.ok(pids.size >= 2, `answers from ${pids.size} children`);
   for (const event of master.events) {
     if (event.type === 'handoff-completed') assert.ok(event.timings.drainMs < 10_000, `drain took ${event.timings.drainMs} ms`);
   }

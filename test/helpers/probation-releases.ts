@@ -1,6 +1,6 @@
 /**
  * Releases for probation tests: builds that boot fine and then fail in the ways the probation
- * watches for (a crash 2 s after ready, 500 to a third of requests, a health path that 404s, a
+ * watches for (a crash 1 s after ready, 500 to a third of requests, a health path that 404s, a
  * program that reports itself unhealthy), and a good one. `runRelease` is a run() bundle;
  * `execRelease` is a plain Node server on fd 3 for `overseer run`, with no overseer code.
  * Every answer is JSON with the pid and version that gave it, 500s too; GET /exit ends the process (code 9).
@@ -47,7 +47,7 @@ run({
   onEvent: (event) => process.send?.({ event }),
   async program(state) {
     await state.listen(http.createServer(handler));
-    if (mode === 'crash-later') setTimeout(() => process.exit(7), 2000);
+    if (mode === 'crash-later') setTimeout(() => process.exit(7), 1000);
     if (mode === 'unhealthy') setTimeout(() => state.reportUnhealthy('the database pool is exhausted'), 300);
   },
 });
@@ -68,7 +68,7 @@ const server = http.createServer((req, res) => {
 });
 server.listen({ fd: 3 }, () => {
   if (process.env.OVERSEER_READY_FD) fs.writeSync(Number(process.env.OVERSEER_READY_FD), 'READY=1\\n');
-  if (mode === 'crash-later') setTimeout(() => process.exit(7), 2000);
+  if (mode === 'crash-later') setTimeout(() => process.exit(7), 1000);
 });
 // The gentle drain docs/command.md asks of programs under overseer run (as folder-server.mjs does).
 process.on('SIGTERM', () => {

@@ -1,25 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { createMinisignKey } from '../../support/minisign.ts';
-import { cleanupCli, cli, getJson, runCli, scratch } from '../helpers/cli.ts';
-import { fixture, root, until } from '../helpers/master.ts';
+import { cleanupCli, getJson, overseer, runCli, scratch } from '../helpers/cli.ts';
+import { fixture, until } from '../helpers/master.ts';
 import { publish, type Put } from '../../support/manifest-publish.ts';
 
 after(cleanupCli);
-
-async function overseer(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
 
 test('overseer run: "fetch": { "manifest": … } in the config file; ctl status shows the manifest, the bucket and why', async () => {
   const key = createMinisignKey();

@@ -39,8 +39,11 @@ describe('single executable applications (node:sea)', { skip }, () => {
     work = tempDir('overseer-sea-');
     v1 = path.join(work, 'build-1.0.0');
     v2 = path.join(work, 'build-2.0.0');
-    await buildSea(seaToolSource('1.0.0'), v1, path.join(work, 'tmp'));
-    await buildSea(seaToolSource('2.0.0'), v2, path.join(work, 'tmp'));
+    // Both at once, each in its own work folder: the steps wait on child processes and disk.
+    await Promise.all([
+      buildSea(seaToolSource('1.0.0'), v1, path.join(work, 'tmp-1')),
+      buildSea(seaToolSource('2.0.0'), v2, path.join(work, 'tmp-2')),
+    ]);
     api = await startGitHubApi({ owner: 'acme', repo: 'mytool' });
     const other = process.arch === 'arm64' ? 'x64' : 'arm64';
     api.publishRelease({

@@ -406,7 +406,7 @@ describe('host exit', () => {
   });
 
   async function startHost(mode: 'handler' | 'default') {
-    const child = spawn(node, ['--import', 'tsx', host, mode], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const child = spawn(node, [host, mode], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     hosts.push(child);
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

@@ -49,7 +49,7 @@ function assertOnlyExpectedFailures(result: LoadResult, mode: ProbationMode): vo
 }
 
 const failing: Array<[string, ProbationMode, string]> = [
-  ['crashes 2 s after it became ready', 'crash-later', 'exit'],
+  ['crashes 1 s after it became ready', 'crash-later', 'exit'],
   ['answers 500 to a third of requests', 'errors-third', 'error-ratio'],
   ['fails its health probe (its /health 404s from the start)', 'probe-404', 'probe'],
   ['reports itself unhealthy', 'unhealthy', 'unhealthy'],
@@ -106,7 +106,7 @@ describe('probation under run(): a new build that boots fine and then fails is r
   }
 
   test('a good release passes its probation, keeps .previous and serves on, with no request failed', async () => {
-    const { bundle, server, start } = await app({ ...PROBATION, duration: 2_000 });
+    const { bundle, server, start } = await app({ ...PROBATION, duration: 1_000 });
     const original = fs.readFileSync(bundle, 'utf8');
     const running = await start();
     const load = new Load({ port: running.port, keepAlive: true, concurrency: CONCURRENCY, maxMs: 60_000 });
