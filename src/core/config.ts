@@ -79,7 +79,7 @@ export interface Config {
   /**
    * On a handoff, the old child tells its keep-alive connections to close spread over this
    * window, in ms, so they do not all reconnect at once to a cold new child; 0 closes them at
-   * once. 'auto': 500 ms, or 1 ms per open connection beyond 500. Never more than half the
+   * once. 'auto': 500 ms, or 4 ms per open connection beyond 125. Never more than half the
    * terminateTimeout. @default 'auto'
    */
   readonly drainSpread?: number | 'auto';

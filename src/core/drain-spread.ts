@@ -7,14 +7,18 @@
 
 /** `drainSpread: 'auto'`: at least this window, in ms… */
 export const AUTO_SPREAD_MIN_MS = 500;
-/** …and this much per open connection, so thousands reconnect at about one per ms. */
-export const AUTO_SPREAD_PER_CONNECTION_MS = 1;
+/**
+ * …and this much per open connection, so reconnects reach the new child at about 250 a second
+ * however many there are. Measured with 500 busy keep-alive connections (docs/benchmarks.md,
+ * "Handoff latency"): 1 ms each still raised the mean latency 1.75–2.5×, 4 ms kept it within 1.1×.
+ */
+export const AUTO_SPREAD_PER_CONNECTION_MS = 4;
 
 export type DrainSpread = number | 'auto';
 
 /**
  * The window, in ms, over which `connections` are closed: the configured one ('auto': 500 ms,
- * or 1 ms per connection when there are more than 500), never more than half of what remains
+ * or 4 ms per connection when there are more than 125), never more than half of what remains
  * before the deadline, so the last connections still have time to finish.
  */
 export function spreadWindow(spread: DrainSpread, connections: number, remainingMs: number): number {

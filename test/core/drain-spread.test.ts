@@ -10,8 +10,9 @@ describe('drain spread: the schedule', () => {
   test("'auto' is 500 ms for a few connections and 1 ms per connection for thousands", () => {
     assert.equal(spreadWindow('auto', 0, 30_000), 500);
     assert.equal(spreadWindow('auto', 3, 30_000), 500);
-    assert.equal(spreadWindow('auto', 500, 30_000), 500);
-    assert.equal(spreadWindow('auto', 4000, 30_000), 4000);
+    assert.equal(spreadWindow('auto', 125, 30_000), 500);
+    assert.equal(spreadWindow('auto', 500, 30_000), 2000);
+    assert.equal(spreadWindow('auto', 3000, 30_000), 12_000);
   });
 
   test('a number is taken as it is; 0 closes every connection at once', () => {
