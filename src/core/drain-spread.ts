@@ -14,6 +14,14 @@ export const AUTO_SPREAD_MIN_MS = 500;
  */
 export const AUTO_SPREAD_PER_CONNECTION_MS = 4;
 
+/**
+ * On a handoff the old child keeps accepting for this long (never past the window) before it
+ * closes its listener: new connections then split between it and the new child while the new one
+ * warms, instead of all landing on cold code at once. Without keep-alive every request is a new
+ * connection, so this is what spreads them; measured in docs/benchmarks.md ("Handoff latency").
+ */
+export const LISTENER_HOLD_MS = 250;
+
 export type DrainSpread = number | 'auto';
 
 /**
@@ -24,6 +32,11 @@ export type DrainSpread = number | 'auto';
 export function spreadWindow(spread: DrainSpread, connections: number, remainingMs: number): number {
   const wanted = spread === 'auto' ? Math.max(AUTO_SPREAD_MIN_MS, connections * AUTO_SPREAD_PER_CONNECTION_MS) : spread;
   return Math.max(0, Math.min(wanted, Math.floor(remainingMs / 2)));
+}
+
+/** How long the listener stays open into a drain with this window: 0 without a spread. */
+export function listenerHold(window: number): number {
+  return Math.min(LISTENER_HOLD_MS, window);
 }
 
 /**

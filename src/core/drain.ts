@@ -7,7 +7,7 @@
  */
 import dc from 'node:diagnostics_channel';
 import net from 'node:net';
-import { SpreadSchedule, spreadWindow, type DrainSpread } from './drain-spread.js';
+import { listenerHold, SpreadSchedule, spreadWindow, type DrainSpread } from './drain-spread.js';
 
 /** Idle keep-alive sockets get this long after the last one is due to send one more request before the first sweep. */
 const SWEEP_AFTER_MS = 1_000;
@@ -109,8 +109,12 @@ export class Drainer {
       }
       server.once('close', finish);
       // net.Server's close, not http.Server's: it stops accepting and leaves open
-      // connections alone; 'close' fires once the last one ends.
-      net.Server.prototype.close.call(server);
+      // connections alone; 'close' fires once the last one ends. In a handoff it comes a moment
+      // later (drain-spread.ts): meanwhile the new child shares new connections while it warms.
+      const stopAccepting = () => net.Server.prototype.close.call(server);
+      const hold = Math.min(listenerHold(schedule.window), Math.max(0, deadline - Date.now()));
+      if (hold > 0) timers.push(setTimeout(stopAccepting, hold));
+      else stopAccepting();
       const remaining = Math.max(0, deadline - Date.now());
       if (isHttpLike(server)) {
         const sweep = () => {

@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SpreadSchedule, spreadWindow } from '../../src/core/drain-spread.ts';
+import { listenerHold, SpreadSchedule, spreadWindow } from '../../src/core/drain-spread.ts';
 import { normalizeConfig } from '../../src/core/config.ts';
 import { isOverseerError } from '../../src/errors.ts';
 import { Load } from '../helpers/load.ts';
 import { fixture, startMaster, type RunningMaster } from '../helpers/master.ts';
 
 describe('drain spread: the schedule', () => {
-  test("'auto' is 500 ms for a few connections and 1 ms per connection for thousands", () => {
+  test('the listener stays open 250 ms into a spread drain, never past its window, not at all without one', () => {
+    assert.equal(listenerHold(500), 250);
+    assert.equal(listenerHold(2000), 250);
+    assert.equal(listenerHold(100), 100);
+    assert.equal(listenerHold(0), 0);
+  });
+
+  test("'auto' is 500 ms for a few connections and 4 ms per connection for hundreds", () => {
     assert.equal(spreadWindow('auto', 0, 30_000), 500);
     assert.equal(spreadWindow('auto', 3, 30_000), 500);
     assert.equal(spreadWindow('auto', 125, 30_000), 500);
