@@ -10,12 +10,9 @@
  *   node --import tsx bench/download-threads.ts [--mb=1024] [--rounds=3]
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { startReleaseServer } from '../support/release-server.ts';
-import { distDir, overseerAppSource } from './lib/apps.ts';
-import { sleep } from './lib/clock.ts';
-import { startOverseer } from './lib/contenders.ts';
+import { distDir } from './lib/apps.ts';
+import { startDownloadMaster } from './upgrade.ts';
 import { clockTicks, loadAverage, memory, resetPeak } from './lib/procs.ts';
 import { table } from './lib/stats.ts';
 
@@ -64,20 +61,9 @@ const server = await startReleaseServer();
 const rows: string[][] = [];
 try {
   for (let round = 1; round <= rounds; round++) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
-    const bundle = path.join(dir, 'app.mjs');
-    fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
     const route = `/threads-${round}.mjs`;
-    server.publish(route, fs.readFileSync(bundle), { sha256: true });
-    const master = await startOverseer({
-      bundle,
-      fetcher: { kind: 'http', options: { url: server.url(route), sha256Url: server.url(`${route}.sha256`), interval: 100 } },
-      options: { minFetchInterval: 100, maxBundleSize: 2 * 1024 * MiB },
-    });
+    const master = await startDownloadMaster(server, route);
     try {
-      // The first poll loads undici and reads the small release: that cost is not the download's.
-      await master.waitEvent('upgrade-skipped', undefined, 30_000);
-      await sleep(300);
       const rssBefore = memory(master.masterPid).rss;
       resetPeak(master.masterPid);
       const fromIndex = master.events.length;
@@ -114,7 +100,7 @@ try {
       ]);
     } finally {
       await master.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(master.dir, { recursive: true, force: true });
     }
   }
 } finally {

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.ts';
 import { overseerAppSource } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
-import { startOverseer } from './lib/contenders.ts';
+import { startOverseer, type OverseerContender } from './lib/contenders.ts';
 import { runLoad } from '../src/check/load.ts';
 import { cpuMs, memory, resetPeak } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
@@ -98,12 +98,15 @@ interface DownloadResult {
   readonly outcome: string;
 }
 
-/** One master per size: it first installs nothing (same sha), then downloads `size` bytes whose sidecar is wrong. */
-export async function peakDownload(server: ReleaseServer, size: number, execArgv: readonly string[] = []): Promise<DownloadResult> {
+/**
+ * A master polling `route` of `server` every 100 ms, which serves the master's own bundle (so
+ * its first poll installs nothing), once that first poll is over: it loads undici and reads the
+ * small release, a cost that is not a download's.
+ */
+export async function startDownloadMaster(server: ReleaseServer, route: string, execArgv: readonly string[] = []): Promise<OverseerContender> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
   const bundle = path.join(dir, 'app.mjs');
   fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
-  const route = `/big-${size}.mjs`;
   server.publish(route, fs.readFileSync(bundle), { sha256: true });
   const master = await startOverseer({
     bundle,
@@ -112,9 +115,20 @@ export async function peakDownload(server: ReleaseServer, size: number, execArgv
     execArgv: [...execArgv],
   });
   try {
-    // The first poll loads undici and reads the small release: that cost is not the download's.
     await master.waitEvent('upgrade-skipped', undefined, 30_000);
-    await sleep(300);
+  } catch (error) {
+    await master.stop();
+    throw error;
+  }
+  await sleep(300);
+  return master;
+}
+
+/** One master per size: it first installs nothing (same sha), then downloads `size` bytes whose sidecar is wrong. */
+export async function peakDownload(server: ReleaseServer, size: number, execArgv: readonly string[] = []): Promise<DownloadResult> {
+  const route = `/big-${size}.mjs`;
+  const master = await startDownloadMaster(server, route, execArgv);
+  try {
     const rssBefore = memory(master.masterPid).rss;
     resetPeak(master.masterPid);
     const fromIndex = master.events.length;
@@ -139,7 +153,7 @@ export async function peakDownload(server: ReleaseServer, size: number, execArgv
     };
   } finally {
     await master.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(master.dir, { recursive: true, force: true });
   }
 }
 

@@ -56,15 +56,20 @@ test('loads the dispatcher and request API by path, never undici/index.js', asyn
   assert.ok(!files.some((file) => file.startsWith('lib/web/websocket/') || file.startsWith('lib/mock/')), JSON.stringify(files));
 });
 
-test('a poll through HttpFetcher loads no undici index either', async () => {
-  const url = pathToFileURL(path.join(root, 'fetchers/http.ts')).href;
-  const files = await undiciFilesAfter(`
+/** The undici files a fresh process loads to poll once through the HttpFetcher module at `file`. */
+function undiciFilesAfterPoll(file: string): Promise<string[]> {
+  const url = pathToFileURL(path.join(root, file)).href;
+  return undiciFilesAfter(`
     const { HttpFetcher } = await import(${JSON.stringify(url)});
     const fetcher = new HttpFetcher({ url: ${JSON.stringify(`${base}/app.mjs`)} });
     const result = await fetcher.fetch({ signal: new AbortController().signal, currentSha256: 'x', currentVersion: undefined });
     if (result.type !== 'update') throw new Error(result.type);
     await fetcher.close();
   `);
+}
+
+test('a poll through HttpFetcher loads no undici index either', async () => {
+  const files = await undiciFilesAfterPoll('fetchers/http.ts');
   assert.ok(files.length > 0, 'undici was loaded for the poll');
   assert.ok(!files.includes('index.js'), JSON.stringify(files));
 });
@@ -92,13 +97,6 @@ test('request() sends GET and HEAD with headers and the query string', async () 
 
 test('the build bundles those modules: a poll through the built HttpFetcher loads no undici file from node_modules', async () => {
   // scripts/bundle.mjs replaces undici-parts.ts with static imports that esbuild bundles into a chunk.
-  const url = pathToFileURL(path.join(root, 'dist/fetchers/http.js')).href;
-  const files = await undiciFilesAfter(`
-    const { HttpFetcher } = await import(${JSON.stringify(url)});
-    const fetcher = new HttpFetcher({ url: ${JSON.stringify(`${base}/app.mjs`)} });
-    const result = await fetcher.fetch({ signal: new AbortController().signal, currentSha256: 'x', currentVersion: undefined });
-    if (result.type !== 'update') throw new Error(result.type);
-    await fetcher.close();
-  `);
+  const files = await undiciFilesAfterPoll('dist/fetchers/http.js');
   assert.deepEqual(files, []);
 });
