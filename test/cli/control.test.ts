@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { cleanupCli, getJson, overseer, runCli, scratch } from '../helpers/cli.ts';
+import { appFolder, cleanupCli, getJson, overseer, runCli } from '../helpers/cli.ts';
 import { after, describe, test } from 'node:test';
 import { fixture, isAlive, until } from '../helpers/master.ts';
 
@@ -18,20 +18,13 @@ const get = (port: number) => getJson<Answer>(port);
 
 /** A copy of the fd-server fixture in its own directory, run as `node app.mjs` with a config that names it the bundle. */
 function setUp(extra: Record<string, unknown> = {}) {
-  const dir = scratch('overseer-ctl-');
-  fs.copyFileSync(fixture('ctl-server.mjs'), path.join(dir, 'app.mjs'));
-  fs.mkdirSync(path.join(dir, 'release'));
-  const config = path.join(dir, 'overseer.config.json');
-  fs.writeFileSync(config, JSON.stringify({
-    listeners: [{ name: 'web', address: '127.0.0.1:0' }],
-    command: [process.execPath, 'app.mjs'],
-    bundle: 'app.mjs',
-    env: { CTL_LOG: path.join(dir, 'signals.log') },
+  const { dir, config } = appFolder('overseer-ctl-', fs.readFileSync(fixture('ctl-server.mjs'), 'utf8'), (folder) => ({
+    env: { CTL_LOG: path.join(folder, 'signals.log') },
     control: 'ctl.sock',
     pidFile: 'master.pid',
     terminateTimeout: 5000,
     ...extra,
-  }, null, 2));
+  }));
   return { dir, config, socket: path.join(dir, 'ctl.sock'), pidFile: path.join(dir, 'master.pid') };
 }
 

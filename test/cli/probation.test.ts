@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { cleanupCli, getJson, overseer, runCli, scratch } from '../helpers/cli.ts';
+import { appFolder, cleanupCli, getJson, overseer, runCli } from '../helpers/cli.ts';
 import { Load, type LoadResult } from '../helpers/load.ts';
 import { execRelease, type ProbationMode } from '../helpers/probation-releases.ts';
 
@@ -13,21 +13,14 @@ const PROBE = { path: '/health', interval: 150, failures: 3 };
 
 /** An app folder run as `node app.mjs` (no overseer code in it), its releases appearing at release/app.mjs. */
 function setUp(probation: unknown) {
-  const dir = scratch('overseer-probation-cli-');
-  fs.writeFileSync(path.join(dir, 'app.mjs'), execRelease('1.0.0'));
-  fs.mkdirSync(path.join(dir, 'release'));
-  const config = path.join(dir, 'overseer.config.json');
-  fs.writeFileSync(config, JSON.stringify({
-    listeners: [{ name: 'web', address: '127.0.0.1:0' }],
-    command: [process.execPath, 'app.mjs'],
-    bundle: 'app.mjs',
+  const { dir, config } = appFolder('overseer-probation-cli-', execRelease('1.0.0'), () => ({
     fetch: { file: { path: 'release/app.mjs', interval: 100 } },
     minFetchInterval: 100,
     check: false,
     control: 'ctl.sock',
     terminateTimeout: 5000,
     ...(probation === undefined ? {} : { probation }),
-  }, null, 2));
+  }));
   const publish = (mode: ProbationMode) => fs.writeFileSync(path.join(dir, 'release/app.mjs'), execRelease('2.0.0', mode));
   return { dir, config, bundle: path.join(dir, 'app.mjs'), publish };
 }

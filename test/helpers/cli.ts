@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import { EVENT_LINE_PREFIX } from '../../src/protocol.ts';
 import { isAlive, root, tempDir, until } from './master.ts';
@@ -32,6 +33,25 @@ export function scratch(prefix = 'overseer-cli-'): string {
   const dir = tempDir(prefix);
   dirs.push(dir);
   return dir;
+}
+
+/**
+ * A scratch app folder for `overseer run -c`: app.mjs holds `app`, release/ is empty, and
+ * overseer.config.json runs `node app.mjs` as its own bundle on one loopback listener, with
+ * `extra` (given the folder) on top.
+ */
+export function appFolder(prefix: string, app: string, extra: (dir: string) => Record<string, unknown>): { dir: string; config: string } {
+  const dir = scratch(prefix);
+  fs.writeFileSync(path.join(dir, 'app.mjs'), app);
+  fs.mkdirSync(path.join(dir, 'release'));
+  const config = path.join(dir, 'overseer.config.json');
+  fs.writeFileSync(config, JSON.stringify({
+    listeners: [{ name: 'web', address: '127.0.0.1:0' }],
+    command: [process.execPath, 'app.mjs'],
+    bundle: 'app.mjs',
+    ...extra(dir),
+  }, null, 2));
+  return { dir, config };
 }
 
 /** One GET with a fresh connection, its body parsed as JSON. */
