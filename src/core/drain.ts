@@ -109,10 +109,12 @@ export class Drainer {
       }
       server.once('close', finish);
       // net.Server's close, not http.Server's: it stops accepting and leaves open
-      // connections alone; 'close' fires once the last one ends. In a handoff it comes a moment
-      // later (drain-spread.ts): meanwhile the new child shares new connections while it warms.
+      // connections alone; 'close' fires once the last one ends. For HTTP in a handoff it comes a
+      // moment later (drain-spread.ts): meanwhile the new child shares new connections while it
+      // warms, and those the old one takes are told to close like the rest. A plain net server
+      // has no way to tell them, so it stops accepting at once.
       const stopAccepting = () => net.Server.prototype.close.call(server);
-      const hold = Math.min(listenerHold(schedule.window), Math.max(0, deadline - Date.now()));
+      const hold = isHttpLike(server) ? Math.min(listenerHold(schedule.window), Math.max(0, deadline - Date.now())) : 0;
       if (hold > 0) timers.push(setTimeout(stopAccepting, hold));
       else stopAccepting();
       const remaining = Math.max(0, deadline - Date.now());
