@@ -13,6 +13,16 @@ import { listenerHold, SpreadSchedule, spreadWindow, type DrainSpread } from './
 const SWEEP_AFTER_MS = 1_000;
 const SWEEP_EVERY_MS = 1_000;
 
+/**
+ * Internal, for test/core/listener-hold.test.ts, not an API: a handoff's drain publishes
+ * `{ phase: 'drain', server, holdMs, until }` when each server starts draining and
+ * `{ phase: 'stopped', server }` once it stops accepting. A test keeps a hold (holdMs > 0) open
+ * by pushing promises to `until`, so it can open a connection inside it on a loaded machine;
+ * a server with no hold stops at once whatever is pushed. Nothing is built without a subscriber.
+ */
+export const LISTENER_HOLD_CHANNEL = 'overseer:internal:listener-hold';
+const holdChannel = dc.channel(LISTENER_HOLD_CHANNEL);
+
 interface HttpLikeServer extends net.Server {
   closeIdleConnections(): void;
   closeAllConnections(): void;
@@ -113,9 +123,17 @@ export class Drainer {
       // moment later (drain-spread.ts): meanwhile the new child shares new connections while it
       // warms, and those the old one takes are told to close like the rest. A plain net server
       // has no way to tell them, so it stops accepting at once.
-      const stopAccepting = () => net.Server.prototype.close.call(server);
+      const stopAccepting = () => {
+        net.Server.prototype.close.call(server);
+        if (holdChannel.hasSubscribers) holdChannel.publish({ phase: 'stopped', server });
+      };
       const hold = isHttpLike(server) ? Math.min(listenerHold(schedule.window), Math.max(0, deadline - Date.now())) : 0;
-      if (hold > 0) timers.push(setTimeout(stopAccepting, hold));
+      const until: Promise<unknown>[] = [];
+      if (holdChannel.hasSubscribers) holdChannel.publish({ phase: 'drain', server, holdMs: hold, until });
+      if (hold > 0 && until.length > 0) {
+        const held = new Promise((resolve) => timers.push(setTimeout(resolve, hold)));
+        void Promise.all([held, ...until]).then(stopAccepting, stopAccepting);
+      } else if (hold > 0) timers.push(setTimeout(stopAccepting, hold));
       else stopAccepting();
       const remaining = Math.max(0, deadline - Date.now());
       if (isHttpLike(server)) {
