@@ -66,14 +66,16 @@ async function reports() {
   };
 }
 
-/** One request on a fresh connection: who answered, and its Connection header. */
+/** One keep-alive request on a fresh connection: who answered, and its Connection header. */
 function askOnce(port: number): Promise<{ pid: number; connection: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, agent: false }, (res) => {
+  // A keep-alive agent of its own: without one the client asks for Connection: close itself.
+  const agent = new http.Agent({ keepAlive: true });
+  return new Promise<{ pid: number; connection: string | undefined }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, agent }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => resolve({ pid: Number(body), connection: res.headers.connection }));
     }).on('error', reject);
-  });
+  }).finally(() => agent.destroy());
 }
 
 /**
