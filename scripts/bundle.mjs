@@ -2,7 +2,7 @@
  * Builds the runtime JavaScript of dist/ with esbuild, after tsc has checked the types and written
  * the .d.ts files (`npm run build`). Every entry point a user or a process reaches by path (the
  * package's `exports`, the bin, the preloads, the few files the tests import directly) keeps its
- * path; the modules behind them are bundled, and code two entries share goes into shared chunks
+ * path (scripts/entry-points.mjs finds those run by path); the modules behind them are bundled, and code two entries share goes into shared chunks
  * in dist/src/chunks/, so a class such as OverseerError exists once whichever entries load it.
  * Dynamic import() stays dynamic: a master without a fetcher never loads the upgrade pipeline.
  *
@@ -22,27 +22,30 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { runtimeEntries } from './entry-points.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-/** Files reached by path rather than through `exports`: preloads, the CLI, and test fixtures' imports. */
-const BY_PATH = [
-  'src/preload/listen.ts', // --import'ed into `overseer run` children (core/launch/preload.ts)
-  'src/check/preload.ts', // --import'ed by `overseer check` (check/target.ts)
+/**
+ * Files the tests and the shared test servers import from dist/ directly (test/fixtures/,
+ * support/fleet.ts), besides the package's `exports`. Files run by path at run time (the preloads,
+ * through srcPath()) are not listed here: scripts/entry-points.mjs finds them in the sources.
+ */
+const TEST_ENTRIES = [
   'src/deploy/cli.ts', // test/fixtures/deploy-main.mjs
   'src/core/config.ts', // test/fixtures/exec-master.mjs
   'src/core/start.ts', // ditto
   'src/core/launch/exec.ts', // ditto, test/upgrade/attacks.test.ts
-  'fetchers/manifest.ts',
+  'fetchers/manifest.ts', // support/fleet.ts
 ];
 
 /** dist/src/x.js → src/x.ts */
 const source = (built) => built.replace(/^\.?\/?dist\//, '').replace(/\.js$/, '.ts');
 
 function entryPoints() {
-  const found = new Set(BY_PATH);
+  const found = new Set([...runtimeEntries(root), ...TEST_ENTRIES]);
   for (const target of Object.values(manifest.exports)) {
     if (typeof target === 'object' && typeof target.default === 'string') found.add(source(target.default));
   }

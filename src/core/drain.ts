@@ -20,7 +20,7 @@ const SWEEP_EVERY_MS = 1_000;
  * by pushing promises to `until`, so it can open a connection inside it on a loaded machine;
  * a server with no hold stops at once whatever is pushed. Nothing is built without a subscriber.
  */
-export const LISTENER_HOLD_CHANNEL = 'overseer-internal:listener-hold';
+const LISTENER_HOLD_CHANNEL = 'overseer-internal:listener-hold';
 const holdChannel = dc.channel(LISTENER_HOLD_CHANNEL);
 
 interface HttpLikeServer extends net.Server {

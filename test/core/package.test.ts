@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import { test } from 'node:test';
 import { root } from '../helpers/master.ts';
 
@@ -30,4 +31,28 @@ test('the package says MIT and ships the MIT license text', () => {
   const license = fs.readFileSync(`${root}/LICENSE`, 'utf8');
   assert.match(license, /^MIT License\n\nCopyright \(c\) 2026 the overseer authors\n/);
   assert.match(license, /THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND/);
+});
+
+// scripts/entry-points.mjs finds the files run by path (srcPath('x.js')) for the build; a file
+// it missed would be absent from dist/ and break only the installed package.
+test('every file run by path through srcPath() is found in the sources and built at its path', async () => {
+  const { runtimeEntries } = await import(`${root}/scripts/entry-points.mjs`) as { runtimeEntries(dir: string): string[] };
+  const entries = runtimeEntries(root);
+  for (const expected of ['src/preload/listen.ts', 'src/check/preload.ts', 'src/cli/main.ts']) assert.ok(entries.includes(expected), `${expected} in ${entries.join(', ')}`);
+  for (const entry of entries) {
+    const built = `${root}/dist/${entry.replace(/\.ts$/, '.js')}`;
+    assert.ok(fs.existsSync(built), `${entry} is run by path but the build has no ${built}`);
+  }
+
+  const scratch = fs.mkdtempSync(`${os.tmpdir()}/overseer-entries-`);
+  try {
+    fs.mkdirSync(`${scratch}/src/new`, { recursive: true });
+    fs.mkdirSync(`${scratch}/fetchers`);
+    fs.writeFileSync(`${scratch}/src/new/spawner.ts`, "spawn(node, [srcPath('new/worker.js')]);\nconst up = srcPath('..');\n");
+    assert.deepEqual(runtimeEntries(scratch), ['src/new/worker.ts'], 'a new srcPath() target becomes an entry point; a folder does not');
+    fs.writeFileSync(`${scratch}/fetchers/dynamic.ts`, "const file = srcPath(name + '.js');\n");
+    assert.throws(() => runtimeEntries(scratch), /fetchers\/dynamic\.ts calls srcPath\(name \+ '\.js'\): name the file as a string literal/);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
 });
