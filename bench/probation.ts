@@ -7,12 +7,11 @@
  * keep-alive load at saturation (autocannon), and the server's CPU per answered request.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import autocannon from 'autocannon';
 import { startReleaseServer } from '../support/release-server.ts';
 import { overseerAppSource } from './lib/apps.ts';
-import { startBare, startOverseer } from './lib/contenders.ts';
+import { startBare } from './lib/contenders.ts';
+import { startPollingMaster } from './lib/polling-master.ts';
 import { cpuMs, memory } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
 import { table } from './lib/stats.ts';
@@ -44,18 +43,12 @@ interface RollbackTiming {
 
 async function rollbacks(rounds: number): Promise<RollbackTiming[]> {
   const server = await startReleaseServer();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
-  const bundle = path.join(dir, 'app.mjs');
-  fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
-  server.publish('/app.mjs', fs.readFileSync(bundle));
-  const master = await startOverseer({
-    bundle,
-    fetcher: { kind: 'http', options: { url: server.url('/app.mjs'), interval: 100 } },
-    options: { minFetchInterval: 100, probation: { duration: 60_000 } },
+  const master = await startPollingMaster(server, '/app.mjs', { options: { probation: { duration: 60_000 } } }).catch(async (error: unknown) => {
+    await server.close();
+    throw error;
   });
   const timings: RollbackTiming[] = [];
   try {
-    await master.waitEvent('upgrade-skipped', undefined, 30_000);
     let serving = master.servingPid();
     for (let round = 1; round <= rounds; round++) {
       const from = master.events.length;
@@ -72,7 +65,7 @@ async function rollbacks(rounds: number): Promise<RollbackTiming[]> {
   } finally {
     await master.stop();
     await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(master.dir, { recursive: true, force: true });
   }
   return timings;
 }

@@ -14,7 +14,8 @@ import { promisify } from 'node:util';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.ts';
 import { overseerAppSource } from './lib/apps.ts';
 import { now, sleep } from './lib/clock.ts';
-import { startOverseer, type OverseerContender } from './lib/contenders.ts';
+import type { OverseerContender } from './lib/contenders.ts';
+import { startPollingMaster } from './lib/polling-master.ts';
 import { runLoad } from '../src/check/load.ts';
 import { cpuMs, memory, resetPeak } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
@@ -36,18 +37,9 @@ interface UpgradeTiming {
 }
 
 async function endToEnd(server: ReleaseServer, upgrades: number, interval: number): Promise<UpgradeTiming[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
-  const bundle = path.join(dir, 'app.mjs');
-  fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
-  server.publish('/app.mjs', fs.readFileSync(bundle), { sha256: true });
-  const master = await startOverseer({
-    bundle,
-    fetcher: { kind: 'http', options: { url: server.url('/app.mjs'), sha256Url: server.url('/app.mjs.sha256'), interval } },
-    options: { minFetchInterval: interval },
-  });
+  const master = await startPollingMaster(server, '/app.mjs', { interval, sha256: true });
   const timings: UpgradeTiming[] = [];
   try {
-    await master.waitEvent('upgrade-skipped', undefined, 30_000);
     for (let index = 1; index <= upgrades; index++) {
       const version = `1.0.${index}`;
       const fromIndex = master.events.length;
@@ -82,7 +74,7 @@ async function endToEnd(server: ReleaseServer, upgrades: number, interval: numbe
     }
   } finally {
     await master.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(master.dir, { recursive: true, force: true });
   }
   return timings;
 }
@@ -104,22 +96,7 @@ interface DownloadResult {
  * small release, a cost that is not a download's.
  */
 export async function startDownloadMaster(server: ReleaseServer, route: string, execArgv: readonly string[] = []): Promise<OverseerContender> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
-  const bundle = path.join(dir, 'app.mjs');
-  fs.writeFileSync(bundle, overseerAppSource('1.0.0'));
-  server.publish(route, fs.readFileSync(bundle), { sha256: true });
-  const master = await startOverseer({
-    bundle,
-    fetcher: { kind: 'http', options: { url: server.url(route), sha256Url: server.url(`${route}.sha256`), interval: 100 } },
-    options: { minFetchInterval: 100, maxBundleSize: 2 * 1024 * MiB },
-    execArgv: [...execArgv],
-  });
-  try {
-    await master.waitEvent('upgrade-skipped', undefined, 30_000);
-  } catch (error) {
-    await master.stop();
-    throw error;
-  }
+  const master = await startPollingMaster(server, route, { sha256: true, options: { maxBundleSize: 2 * 1024 * MiB }, execArgv });
   await sleep(300);
   return master;
 }

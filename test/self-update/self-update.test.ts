@@ -149,7 +149,12 @@ describe('self-updating tools (overseer/self-update)', () => {
     assert.equal((await it.run({ TOOL_CHECK_EVERY: '3600000' })).answer?.version, '1.0.0');
 
     releases.setMode('/mytool.mjs', 'normal');
-    // Checks find the dead updater's lock until it goes stale, then one installs.
+    // Checks find the dead updater's lock until it goes stale (5 s without a refresh), then one
+    // installs. Nobody refreshes it any more: dated back rather than waited out.
+    const lock = `${it.stateFile() ?? ''}.lock`;
+    assert.ok(fs.existsSync(lock), `the killed updater left its lock ${lock}`);
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(lock, past, past);
     await until('a check after the killed one to install', async () => {
       const checking = it.state().checking;
       const idle = checking === undefined || !isAlive(checking.pid);
