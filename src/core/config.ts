@@ -1,12 +1,13 @@
 /**
  * The user's Config, its defaults, its option spec (CONFIG_SPEC), and normalizeConfig(): every
  * check on it, done once with the shared spec mechanism, synchronously, before anything binds or forks. The result is frozen and never the user's object.
+ * Addresses are parsed by address.ts (re-exported here).
  */
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { OverseerError } from '../errors.js';
 import { isValidSemver } from './semver-valid.js';
+import { parseAddress, type ParsedAddress } from './address.js';
 import {
   assertOptions, describeValue, invalidOption, isPlainObject, nestedNames, optionNames, required, rule, rules, withInner,
   type OptionNames, type OptionSpec,
@@ -15,6 +16,8 @@ import { parsePublicKey, type MinisignPublicKey } from '../upgrade/minisign.js';
 import type { Fetcher } from '../upgrade/fetcher.js';
 import type { OverseerEvent } from '../events.js';
 import type { State } from './state.js';
+
+export { LISTENER_NAME, parseAddress, splitListen, type ParsedAddress } from './address.js';
 
 export interface RespawnOptions {
   /** Delay before the first respawn, in ms; it doubles after each crash. @default 100 */
@@ -121,10 +124,6 @@ export interface Config {
   readonly probation?: boolean | ProbationOptions;
 }
 
-export type ParsedAddress =
-  | { readonly kind: 'tcp'; readonly host: string | undefined; readonly port: number; readonly text: string }
-  | { readonly kind: 'unix'; readonly path: string; readonly text: string };
-
 export interface ResolvedConfig {
   readonly program: (state: State) => unknown;
   readonly addresses: readonly ParsedAddress[];
@@ -175,16 +174,6 @@ export const DEFAULTS = Object.freeze({
 
 /** Signals that cannot serve as the restart signal: uncatchable, or reserved by Node. */
 const UNUSABLE_RESTART_SIGNALS = new Set(['SIGKILL', 'SIGSTOP', 'SIGUSR1', 'SIGINT', 'SIGTERM']);
-
-/** A `[NAME=]ADDR` listener as `overseer run --listen` and app.json's "listen" take it. */
-export const LISTENER_NAME = /^[A-Za-z0-9_.-]{1,255}$/;
-
-/** Splits `web=:8080` into its LISTEN_FDNAMES name and its address; without `NAME=`, the name is `fallback`. */
-export function splitListen(text: string, fallback: string): { readonly name: string; readonly address: string } {
-  const split = text.indexOf('=');
-  const name = text.slice(0, split);
-  return split > 0 && LISTENER_NAME.test(name) ? { name, address: text.slice(split + 1) } : { name: fallback, address: text };
-}
 
 const isDuration = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0;
 const duration = rule('a duration in milliseconds (a finite number >= 0)', isDuration);
@@ -283,52 +272,6 @@ export const CONFIG_SPEC: OptionSpec = {
 /** A fetcher may be a class instance, so any non-null object (not only a plain one). */
 function isPlainObjectLike(value: unknown): boolean {
   return typeof value === 'object' && value !== null;
-}
-
-/**
- * Parses ':3000', '127.0.0.1:3000', '[::1]:3000', '3000' and 'unix:/path'. Hosts must be IP
- * literals: the master binds before any resolver would run, and a name could map to several
- * addresses. `name` is how the user wrote the option (`config.address`, `--listen`).
- */
-export function parseAddress(given: string | number, name = 'config.address'): ParsedAddress {
-  if (typeof given === 'number') {
-    // A port number, as server.listen(3000) takes it: all interfaces.
-    if (!Number.isInteger(given) || given < 0 || given > 65535) {
-      throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `${name} ${given} is not a port number (a whole number from 0 to 65535)`, { subject: String(given) });
-    }
-    return { kind: 'tcp', host: undefined, port: given, text: `:${given}` };
-  }
-  const text = given;
-  const fail = (why: string) =>
-    new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `${name} ${describeValue(text)} ${why}`, { subject: text });
-  if (text.startsWith('unix:')) {
-    const socketPath = text.slice('unix:'.length);
-    if (socketPath === '') throw fail('names no socket path; write it as "unix:/run/app.sock"');
-    return { kind: 'unix', path: path.resolve(socketPath), text };
-  }
-  let host: string | undefined;
-  let portText: string;
-  const bracketed = /^\[([^\]]+)\]:(\w*)$/.exec(text);
-  if (bracketed) {
-    host = bracketed[1];
-    portText = bracketed[2] ?? '';
-  } else if (/^\d+$/.test(text)) {
-    portText = text;
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon === -1) throw fail('has no port; write it as ":3000", "127.0.0.1:3000", "[::1]:3000" or "unix:/path"');
-    host = text.slice(0, colon) || undefined;
-    portText = text.slice(colon + 1);
-    if (host?.includes(':')) throw fail('is an IPv6 address without brackets; write it as "[::1]:3000"');
-  }
-  if (!/^\d+$/.test(portText) || Number(portText) > 65535) {
-    throw fail('has no valid port (0-65535); write it as ":3000", "127.0.0.1:3000" or "[::1]:3000"');
-  }
-  if (host !== undefined && net.isIP(host) === 0) {
-    const hint = host === 'localhost' ? ' (use 127.0.0.1 or [::1])' : '';
-    throw fail(`must use an IP literal, not a host name${hint}`);
-  }
-  return { kind: 'tcp', host, port: Number(portText), text };
 }
 
 const RUN_NAMES = optionNames('config');
