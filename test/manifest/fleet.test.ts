@@ -12,8 +12,8 @@ after(async () => {
 });
 
 // Ids are fixed (web-0 … web-11), so their buckets for 1.1.0 are known: 3 under 10 %, 6 under
-// 50 %, 6 above. Each step then moves some members and leaves others, which took 30 members
-// with random ids (a 10 % step of 12 random ids moves nobody a quarter of the time).
+// 50 %, 6 above. Each step then moves some members and leaves others: the default ids needed 30
+// members for that (node-0 … node-19 has none under 10 %).
 const SIZE = 12;
 const ID_PREFIX = 'web';
 
