@@ -312,17 +312,20 @@ export async function startOverseer(options: OverseerStartOptions = {}): Promise
   return contender;
 }
 
-/** Bench-only stop-then-start master: the old child closes its listener, then the new one is forked. */
-export async function startStopStart(options: StartOptions = {}): Promise<Contender> {
+/**
+ * A bench-only master of bench/apps/ (`script`), which reports its children's events over IPC:
+ * started on `port`, once its first child is ready; `alive()` is the children forked and not exited.
+ */
+async function startAppMaster(script: string, env: Record<string, string>, options: StartOptions) {
   const port = options.port ?? (await freePort());
-  const [command, args] = pinned(options.cpus, node, [app('stop-start-master.mjs')]);
-  const child = spawnTracked(command, args, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  const [command, args] = pinned(options.cpus, node, [app(script)]);
+  const child = spawnTracked(command, args, { env: { ...process.env, PORT: String(port), ...env }, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
   const reporter = new Reporter(child, (message) => {
     const event = (message as { event?: Tagged }).event;
     if (event?.pid !== undefined) trackPid(event.pid);
     return event;
   });
-  let serving = (await reporter.waitFor((event) => event.type === 'child-ready', 'child-ready')).pid ?? -1;
+  const firstReady = (await reporter.waitFor((event) => event.type === 'child-ready', 'child-ready')).pid ?? -1;
   const alive = () => {
     const set = new Set<number>();
     for (const event of reporter.events) {
@@ -331,6 +334,13 @@ export async function startStopStart(options: StartOptions = {}): Promise<Conten
     }
     return [...set];
   };
+  return { port, child, reporter, firstReady, alive };
+}
+
+/** Bench-only stop-then-start master: the old child closes its listener, then the new one is forked. */
+export async function startStopStart(options: StartOptions = {}): Promise<Contender> {
+  const { port, child, reporter, firstReady, alive } = await startAppMaster('stop-start-master.mjs', {}, options);
+  let serving = firstReady;
   return {
     name: 'stop-then-start',
     port,
@@ -362,23 +372,8 @@ export async function startStopStart(options: StartOptions = {}): Promise<Conten
 
 /** Bench-only ready-first master whose old child spreads its keep-alive closes over `spreadMs`. */
 export async function startReadyFirst(spreadMs: number, options: StartOptions = {}): Promise<Contender> {
-  const port = options.port ?? (await freePort());
-  const [command, args] = pinned(options.cpus, node, [app('ready-first-master.mjs')]);
-  const child = spawnTracked(command, args, { env: { ...process.env, PORT: String(port), DRAIN_SPREAD_MS: String(spreadMs) }, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
-  const reporter = new Reporter(child, (message) => {
-    const event = (message as { event?: Tagged }).event;
-    if (event?.pid !== undefined) trackPid(event.pid);
-    return event;
-  });
-  let serving = (await reporter.waitFor((event) => event.type === 'child-ready', 'child-ready')).pid ?? -1;
-  const alive = () => {
-    const set = new Set<number>();
-    for (const event of reporter.events) {
-      if (event.type === 'child-forked' && event.pid) set.add(event.pid);
-      if (event.type === 'child-exited' && event.pid) set.delete(event.pid);
-    }
-    return [...set];
-  };
+  const { port, child, reporter, firstReady, alive } = await startAppMaster('ready-first-master.mjs', { DRAIN_SPREAD_MS: String(spreadMs) }, options);
+  let serving = firstReady;
   return {
     name: `ready-first, drain spread over ${spreadMs} ms`,
     port,
