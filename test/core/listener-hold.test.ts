@@ -15,10 +15,7 @@ import { fixture, scale, startMaster, type RunningMaster } from '../helpers/mast
 
 const masters: RunningMaster[] = [];
 const stopped = new Set<number>();
-after(async () => {
-  for (const pid of stopped) process.kill(pid, 'SIGCONT');
-  await Promise.all(masters.map((master) => master.stop()));
-});
+after(() => Promise.all(masters.map((master) => master.stop())));
 
 interface Report { pid: number; phase: 'drain' | 'stopped'; holdMs?: number }
 
@@ -108,6 +105,9 @@ async function handoff(options: { drainSpread?: number; kind?: 'http' | 'net' })
     await master.waitFor('handoff-completed', (event) => event.from === old);
     return { old, fresh, holdMs: drain.holdMs, stoppedWhileHolding, atHold, afterHold };
   } finally {
+    // A failed step may leave the new child stopped: it must run to drain when the master stops.
+    for (const pid of stopped) process.kill(pid, 'SIGCONT');
+    stopped.clear();
     await master.stop();
     channel.close();
   }
