@@ -106,7 +106,13 @@ async function handoff(options: { drainSpread?: number; kind?: 'http' | 'net' })
     return { old, fresh, holdMs: drain.holdMs, stoppedWhileHolding, atHold, afterHold };
   } finally {
     // A failed step may leave the new child stopped: it must run to drain when the master stops.
-    for (const pid of stopped) process.kill(pid, 'SIGCONT');
+    for (const pid of stopped) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    }
     stopped.clear();
     await master.stop();
     channel.close();
