@@ -18,7 +18,7 @@ const SWEEP_EVERY_MS = 1_000;
  * `{ phase: 'drain', server, holdMs, until }` when each server starts draining and
  * `{ phase: 'stopped', server }` once it stops accepting. A test keeps a hold (holdMs > 0) open
  * by pushing promises to `until`, so it can open a connection inside it on a loaded machine;
- * a server with no hold stops at once whatever is pushed. Nothing is built without a subscriber.
+ * a server with no hold stops at once whatever is pushed. Nothing is published without a subscriber.
  */
 const LISTENER_HOLD_CHANNEL = 'overseer-internal:listener-hold';
 const holdChannel = dc.channel(LISTENER_HOLD_CHANNEL);
