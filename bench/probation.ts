@@ -11,6 +11,7 @@ import autocannon from 'autocannon';
 import { startReleaseServer } from '../support/release-server.ts';
 import { overseerAppSource } from './lib/apps.ts';
 import { startBare } from './lib/contenders.ts';
+import { internalModule } from './lib/internal.ts';
 import { startPollingMaster } from './lib/polling-master.ts';
 import { cpuMs, memory } from './lib/procs.ts';
 import { log, runStandalone, type SectionOptions, type SectionResult } from './lib/section.ts';
@@ -81,7 +82,7 @@ async function counterCost(rounds: number, seconds: number): Promise<CostRound[]
   const results: CostRound[] = [];
   for (let round = 1; round <= rounds; round++) {
     for (const [contender, script] of [['bare', 'bare.cjs'], ['bare + probation counter', 'bare-probation.mjs']] as const) {
-      const target = await startBare({ script, name: contender });
+      const target = await startBare({ script, name: contender, env: { BENCH_RESPONSE_COUNTER_MODULE: await internalModule('src/core/response-counter.ts') } });
       try {
         const pid = target.servingPid();
         const cpuBefore = cpuMs(pid);

@@ -2,11 +2,9 @@
 // it drains with overseer's Drainer, says 'closed' once its listener is closed, and exits when drained.
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
-const dist = process.env.BENCH_DIST ?? path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../../dist');
-const { Drainer } = await import(pathToFileURL(path.join(dist, 'src/core/drain.js')).href);
+// bench/lib/contenders.ts passes the module's URL (bench/lib/internal.ts: the bundled build has no file per module).
+const { Drainer } = await import(process.env.BENCH_DRAIN_MODULE);
 
 const handle = createRequire(import.meta.url)('./handler.cjs');
 let drainer;

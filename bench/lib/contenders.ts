@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { OverseerEvent } from '../../src/events.ts';
 import { writeOverseerApp } from './apps.ts';
 import { now } from './clock.ts';
+import { internalModule } from './internal.ts';
 import type { Pm2 } from './pm2.ts';
 import { benchDir, freePort, onExit, pinned, spawnTracked, stopChild, trackPid, tryCpuMs, waitGone } from './procs.ts';
 import type { Window } from './stats.ts';
@@ -99,12 +100,12 @@ export interface StartOptions {
 }
 
 /** `node bare.cjs`; restart = SIGTERM (no handler: it dies at once), then start a new one. */
-export async function startBare(options: StartOptions & { script?: string; name?: string } = {}): Promise<Contender> {
+export async function startBare(options: StartOptions & { script?: string; name?: string; env?: Record<string, string> } = {}): Promise<Contender> {
   const port = options.port ?? (await freePort());
   let child: ChildProcess;
   const launch = async (): Promise<ChildProcess> => {
     const [command, args] = pinned(options.cpus, node, [app(options.script ?? 'bare.cjs')]);
-    const started = spawnTracked(command, args, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const started = spawnTracked(command, args, { env: { ...process.env, ...options.env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       started.once('message', () => resolve());
       started.once('exit', (code) => reject(new Error(`bare server exited (${code}) before it listened`)));
@@ -339,7 +340,7 @@ async function startAppMaster(script: string, env: Record<string, string>, optio
 
 /** Bench-only stop-then-start master: the old child closes its listener, then the new one is forked. */
 export async function startStopStart(options: StartOptions = {}): Promise<Contender> {
-  const { port, child, reporter, firstReady, alive } = await startAppMaster('stop-start-master.mjs', {}, options);
+  const { port, child, reporter, firstReady, alive } = await startAppMaster('stop-start-master.mjs', { BENCH_DRAIN_MODULE: await internalModule('src/core/drain.ts') }, options);
   let serving = firstReady;
   return {
     name: 'stop-then-start',
@@ -360,39 +361,6 @@ export async function startStopStart(options: StartOptions = {}): Promise<Conten
         to: Math.max(ready.at, exited.at),
         phases: { 'no listener': { from: closed.at, to: ready.at }, drain: { from: closed.at, to: exited.at } },
         facts: { closedToReadyMs: ready.at - closed.at, drainMs: exited.at - closed.at },
-      };
-    },
-    async stop() {
-      const pids = alive();
-      await stopChild(child);
-      await waitGone(pids);
-    },
-  };
-}
-
-/** Bench-only ready-first master whose old child spreads its keep-alive closes over `spreadMs`. */
-export async function startReadyFirst(spreadMs: number, options: StartOptions = {}): Promise<Contender> {
-  const { port, child, reporter, firstReady, alive } = await startAppMaster('ready-first-master.mjs', { DRAIN_SPREAD_MS: String(spreadMs) }, options);
-  let serving = firstReady;
-  return {
-    name: `ready-first, drain spread over ${spreadMs} ms`,
-    port,
-    pids: () => [child.pid ?? -1, ...alive()],
-    servingPid: () => serving,
-    async restart() {
-      const fromIndex = reporter.events.length;
-      const from = now();
-      const old = serving;
-      child.send('restart');
-      const ready = await reporter.waitFor((event) => event.type === 'child-ready' && event.pid !== old, 'child-ready', 30_000, fromIndex);
-      const draining = await reporter.waitFor((event) => event.type === 'child-draining' && event.pid === old, 'child-draining', 5_000, fromIndex);
-      const exited = await reporter.waitFor((event) => event.type === 'child-exited' && event.pid === old, 'child-exited', 60_000, fromIndex);
-      serving = ready.pid ?? -1;
-      return {
-        from,
-        to: exited.at,
-        phases: { boot: { from, to: ready.at }, drain: { from: draining.at, to: exited.at } },
-        facts: { bootMs: ready.at - from, drainMs: exited.at - draining.at },
       };
     },
     async stop() {
