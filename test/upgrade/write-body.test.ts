@@ -180,6 +180,45 @@ describe('writeBody', () => {
     }
   });
 
+  test('a short write into a non-blocking pipe, then EAGAIN on the rest: a BodyWriteError with the errno, the body destroyed, the pipe holding only the first bytes of the body', { skip: process.platform === 'win32' }, async () => {
+    const fifo = path.join(dir, 'full-pipe');
+    execFileSync('mkfifo', [fifo]);
+    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    // Nobody reads while it writes: the first writev takes what the pipe holds (a short write),
+    // the rest, sent again, finds it full (EAGAIN).
+    const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      const data = content(4 * 1024 * 1024);
+      const body = bodyOf(data, 64 * 1024);
+      const error = await writeBody(body, writer, { gather: 2 * 1024 * 1024, onChunk: () => undefined }).then(
+        () => assert.fail('a full pipe took 4 MiB'),
+        (caught: unknown) => caught,
+      );
+      assert.ok(error instanceof BodyWriteError, String(error));
+      assert.equal(error.cause.code, 'EAGAIN');
+      assert.equal(body.destroyed, true);
+      // What the short write took is the body's first bytes, in order, and nothing else.
+      const accepted: Buffer[] = [];
+      const scratch = Buffer.alloc(64 * 1024);
+      for (;;) {
+        let read = 0;
+        try {
+          read = fs.readSync(reader, scratch);
+        } catch (caught) {
+          if ((caught as NodeJS.ErrnoException).code !== 'EAGAIN') throw caught;
+        }
+        if (read === 0) break;
+        accepted.push(Buffer.from(scratch.subarray(0, read)));
+      }
+      const taken = Buffer.concat(accepted);
+      assert.ok(taken.length > 0 && taken.length < data.length, `the pipe took ${taken.length} bytes`);
+      assert.ok(taken.equals(data.subarray(0, taken.length)), 'the pipe holds the first bytes of the body');
+    } finally {
+      fs.closeSync(writer);
+      fs.closeSync(reader);
+    }
+  });
+
   test('a check that throws mid-way rejects with its error, destroys the body, writes no more', async () => {
     const data = content(4 * 1024 * 1024);
     const body = bodyOf(data, 65_536);
