@@ -23,7 +23,7 @@ export interface WriteBodyOptions {
   readonly gather: number;
   /** Sees each chunk before it is written; a throw fails the write with that error. */
   readonly onChunk: (chunk: Buffer) => void;
-  /** Called as the body pauses because a batch is full and the last write is still out: the thread has time. */
+  /** Called as the body pauses because a batch is full and the last write is still out: the thread has time. A throw fails the write. */
   readonly onWait?: () => void;
   readonly signal?: AbortSignal;
 }
@@ -93,7 +93,11 @@ export function writeBody(body: Readable, fd: number, { gather, onChunk, onWait,
       if (pendingBytes < gather) return;
       if (!writing) return flush();
       body.pause();
-      onWait?.();
+      try {
+        onWait?.();
+      } catch (error) {
+        fail(error);
+      }
     };
     const onAbort = (): void => fail(signal?.reason);
     const stopWatching = finished(body, { writable: false }, (error) => {
