@@ -219,6 +219,24 @@ describe('writeBody', () => {
     }
   });
 
+  test('an onWait that throws rejects with its error and destroys the body', async () => {
+    const body = bodyOf(content(8 * 1024 * 1024), 16 * 1024);
+    const bug = new Error('pacer bug');
+    await withFile((fd) =>
+      assert.rejects(
+        writeBody(body, fd, {
+          gather: 64 * 1024,
+          onChunk: () => undefined,
+          onWait: () => {
+            throw bug;
+          },
+        }),
+        (error: unknown) => error === bug,
+      ),
+    );
+    assert.equal(body.destroyed, true);
+  });
+
   test('a check that throws mid-way rejects with its error, destroys the body, writes no more', async () => {
     const data = content(4 * 1024 * 1024);
     const body = bodyOf(data, 65_536);
