@@ -27,6 +27,8 @@ export interface StageOptions {
   readonly signal?: AbortSignal;
   /** Called per chunk with the published bytes received so far and `expectedSize`. */
   readonly onProgress?: (received: number, total: number | undefined) => void;
+  /** Called when a plain release's body waits for its last write (write-body.ts), with the bytes received so far. */
+  readonly onWait?: (received: number) => void;
   /** Published size the source announced; any other count fails the download. */
   readonly expectedSize?: number;
   /**
@@ -148,7 +150,13 @@ class Meter extends Transform {
 }
 
 /** A plain release: the body's chunks tallied and written as they come (write-body.ts). */
-async function plainToFile(tempPath: string, body: StageOptions['body'], raw: Tally, signal: AbortSignal | undefined): Promise<void> {
+async function plainToFile(
+  tempPath: string,
+  body: StageOptions['body'],
+  raw: Tally,
+  signal: AbortSignal | undefined,
+  onWait: (() => void) | undefined,
+): Promise<void> {
   const source = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
   let file: FileHandle;
   try {
@@ -161,6 +169,7 @@ async function plainToFile(tempPath: string, body: StageOptions['body'], raw: Ta
     await writeBody(source, file.fd, {
       gather: WRITE_GATHER_BYTES,
       onChunk: (chunk) => raw.add(chunk),
+      ...(onWait === undefined ? {} : { onWait }),
       ...(signal === undefined ? {} : { signal }),
     });
   } finally {
@@ -194,7 +203,7 @@ async function inflateToFile(
  * removed on every failure; on success it is fsynced and left for verification.
  */
 export async function stageRelease(options: StageOptions): Promise<StagedRelease> {
-  const { bundlePath, body, gzip = false, maxBytes, signal, onProgress, expectedSize, prehash = true } = options;
+  const { bundlePath, body, gzip = false, maxBytes, signal, onProgress, onWait, expectedSize, prehash = true } = options;
   const downloadFailed = (what: string, cause?: unknown) =>
     new OverseerError('ERR_OVERSEER_DOWNLOAD_FAILED', `the release download for ${bundlePath} ${what}`, {
       subject: bundlePath,
@@ -242,7 +251,7 @@ export async function stageRelease(options: StageOptions): Promise<StagedRelease
     const inflated = gzip ? new Tally(['sha256'], maxBytes, () => tooLarge(maxBytes, gzip)) : undefined;
     try {
       if (inflated) await inflateToFile(tempPath, body, raw, inflated, signal, (error) => (writeError = error));
-      else await plainToFile(tempPath, body, raw, signal);
+      else await plainToFile(tempPath, body, raw, signal, onWait && (() => onWait(raw.bytes)));
     } catch (error) {
       if (isOverseerError(error)) throw error;
       if (signal?.aborted) throw downloadFailed('was aborted', signal.reason);

@@ -18,7 +18,7 @@ import { FetchLoop } from './fetch-loop.js';
 import { cleanupFolderDebris, discardFolder, installFolder, restorePreviousFolder, swapFolder } from './folder.js';
 import { isFolderBundle } from './hash.js';
 import { removeStaleLock } from './lock.js';
-import { createCollectionPacer } from './memory.js';
+import { createDownloadPacer } from './memory.js';
 import type { UpgradeHost, UpgradeSettings } from './host.js';
 import { Rejections } from './rejections.js';
 import { readRolledBack } from './rolled-back.js';
@@ -35,9 +35,6 @@ const RELEASE_FAULTS = new Set(['ERR_OVERSEER_TOO_LARGE']);
  * writable): the release is not refused, and the fetch loop backs off and tries again.
  */
 const LOCAL_FAULTS = new Set(['ERR_OVERSEER_LOCKED', 'ERR_OVERSEER_SWAP_FAILED']);
-
-/** Downloads collect spent read buffers this often (see memory.ts). */
-const COLLECT_EVERY_BYTES = 2 * 1024 * 1024;
 
 /** Progress events at most this often, so a fast download does not flood onEvent. */
 const PROGRESS_EVERY_MS = 250;
@@ -209,7 +206,7 @@ export class Upgrader {
   async #download(attempt: Attempt, signal: AbortSignal): Promise<StagedRelease | undefined> {
     const { release } = attempt;
     let lastProgress = 0;
-    const pace = createCollectionPacer(COLLECT_EVERY_BYTES);
+    const pace = createDownloadPacer();
     let body: Awaited<ReturnType<Release['open']>> | undefined;
     try {
       body = await release.open(signal);
@@ -224,6 +221,7 @@ export class Upgrader {
         prehash: this.#config.verify.publicKey !== undefined,
         signal,
         ...(release.size === undefined ? {} : { expectedSize: release.size }),
+        onWait: (received) => pace.idle(received),
         onProgress: (received, total) => {
           pace(received);
           const now = Date.now();

@@ -23,6 +23,8 @@ export interface WriteBodyOptions {
   readonly gather: number;
   /** Sees each chunk before it is written; a throw fails the write with that error. */
   readonly onChunk: (chunk: Buffer) => void;
+  /** Called as the body pauses because a batch is full and the last write is still out: the thread has time. A throw fails the write. */
+  readonly onWait?: () => void;
   readonly signal?: AbortSignal;
 }
 
@@ -32,7 +34,7 @@ export interface WriteBodyOptions {
  * BodyWriteError, and only once no write is under way (the caller may then close the fd).
  * The body is destroyed on failure.
  */
-export function writeBody(body: Readable, fd: number, { gather, onChunk, signal }: WriteBodyOptions): Promise<void> {
+export function writeBody(body: Readable, fd: number, { gather, onChunk, onWait, signal }: WriteBodyOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -89,8 +91,13 @@ export function writeBody(body: Readable, fd: number, { gather, onChunk, signal 
       pending.push(data);
       pendingBytes += data.length;
       if (pendingBytes < gather) return;
-      if (writing) body.pause();
-      else flush();
+      if (!writing) return flush();
+      body.pause();
+      try {
+        onWait?.();
+      } catch (error) {
+        fail(error);
+      }
     };
     const onAbort = (): void => fail(signal?.reason);
     const stopWatching = finished(body, { writable: false }, (error) => {

@@ -106,6 +106,64 @@ describe('writeBody', () => {
     assert.ok(heldMost <= 2 * (gather + 16 * 1024), `held at most ${heldMost} bytes unwritten`);
   });
 
+  test('a slow disk (a pipe drained 16 KiB a turn): held bytes stay near two batches, not the body; onWait marks each pause', { skip: process.platform === 'win32' }, async () => {
+    const fifo = path.join(dir, 'slow-disk');
+    execFileSync('mkfifo', [fifo]);
+    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const writer = fs.openSync(fifo, 'w');
+    try {
+      const gather = 64 * 1024;
+      const chunkSize = 16 * 1024;
+      const data = content(8 * 1024 * 1024);
+      // The body offers everything at once: only writeBody's pausing keeps it out of memory.
+      const body = bodyOf(data, chunkSize);
+      let paused = 0;
+      const pause = body.pause.bind(body);
+      body.pause = () => {
+        paused++;
+        return pause();
+      };
+      let seen = 0;
+      let drained = 0;
+      let heldMost = 0;
+      let waits = 0;
+      let done = false;
+      const received = createHash('sha256');
+      const writing = writeBody(body, writer, {
+        gather,
+        onChunk: (chunk) => {
+          seen += chunk.length;
+          heldMost = Math.max(heldMost, seen - drained);
+        },
+        onWait: () => waits++,
+      }).finally(() => (done = true));
+      // The slow disk: one 16 KiB read per event-loop turn, until every byte came through.
+      const scratch = Buffer.alloc(16 * 1024);
+      const deadline = Date.now() + 120_000;
+      while (drained < data.length) {
+        if (Date.now() > deadline) assert.fail(`drained ${drained} of ${data.length} bytes (writeBody ${done ? 'settled' : 'pending'})`);
+        try {
+          const read = fs.readSync(reader, scratch);
+          received.update(scratch.subarray(0, read));
+          drained += read;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await writing;
+      assert.equal(received.digest('hex'), createHash('sha256').update(data).digest('hex'), 'the pipe carried the body, in order');
+      // One batch out, one gathering, one chunk over each, and what the pipe holds (64 KiB on
+      // Linux, already written): anything near 8 MiB means no backpressure.
+      const pipeCapacity = 64 * 1024;
+      assert.ok(heldMost <= 2 * (gather + chunkSize) + pipeCapacity, `held at most ${heldMost} bytes not yet read from the pipe`);
+      assert.ok(paused > 0 && waits === paused, `paused ${paused} times, onWait called ${waits} times`);
+    } finally {
+      fs.closeSync(writer);
+      fs.closeSync(reader);
+    }
+  });
+
   test('a write that fails (ENOSPC on /dev/full): BodyWriteError with the errno, body destroyed', { skip: !fs.existsSync('/dev/full') }, async () => {
     const body = bodyOf(content(2 * 1024 * 1024), 65_536);
     const fd = fs.openSync('/dev/full', 'w');
@@ -120,6 +178,63 @@ describe('writeBody', () => {
     } finally {
       fs.closeSync(fd);
     }
+  });
+
+  test('a short write into a non-blocking pipe, then EAGAIN on the rest: a BodyWriteError with the errno, the body destroyed, the pipe holding only the first bytes of the body', { skip: process.platform === 'win32' }, async () => {
+    const fifo = path.join(dir, 'full-pipe');
+    execFileSync('mkfifo', [fifo]);
+    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    // Nobody reads while it writes: the first writev takes what the pipe holds (a short write),
+    // the rest, sent again, finds it full (EAGAIN).
+    const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      const data = content(4 * 1024 * 1024);
+      const body = bodyOf(data, 64 * 1024);
+      const error = await writeBody(body, writer, { gather: 2 * 1024 * 1024, onChunk: () => undefined }).then(
+        () => assert.fail('a full pipe took 4 MiB'),
+        (caught: unknown) => caught,
+      );
+      assert.ok(error instanceof BodyWriteError, String(error));
+      assert.equal(error.cause.code, 'EAGAIN');
+      assert.equal(body.destroyed, true);
+      // What the short write took is the body's first bytes, in order, and nothing else.
+      const accepted: Buffer[] = [];
+      const scratch = Buffer.alloc(64 * 1024);
+      for (;;) {
+        let read = 0;
+        try {
+          read = fs.readSync(reader, scratch);
+        } catch (caught) {
+          if ((caught as NodeJS.ErrnoException).code !== 'EAGAIN') throw caught;
+        }
+        if (read === 0) break;
+        accepted.push(Buffer.from(scratch.subarray(0, read)));
+      }
+      const taken = Buffer.concat(accepted);
+      assert.ok(taken.length > 0 && taken.length < data.length, `the pipe took ${taken.length} bytes`);
+      assert.ok(taken.equals(data.subarray(0, taken.length)), 'the pipe holds the first bytes of the body');
+    } finally {
+      fs.closeSync(writer);
+      fs.closeSync(reader);
+    }
+  });
+
+  test('an onWait that throws rejects with its error and destroys the body', async () => {
+    const body = bodyOf(content(8 * 1024 * 1024), 16 * 1024);
+    const bug = new Error('pacer bug');
+    await withFile((fd) =>
+      assert.rejects(
+        writeBody(body, fd, {
+          gather: 64 * 1024,
+          onChunk: () => undefined,
+          onWait: () => {
+            throw bug;
+          },
+        }),
+        (error: unknown) => error === bug,
+      ),
+    );
+    assert.equal(body.destroyed, true);
   });
 
   test('a check that throws mid-way rejects with its error, destroys the body, writes no more', async () => {
