@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { bundleSource, writeBundle, type BundleMode } from '../helpers/bundles.ts';
 import { Load, ask } from '../helpers/load.ts';
-import { startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
+import { explained, startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { createMinisignKey } from '../../support/minisign.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
 
@@ -88,25 +88,29 @@ describe('self-upgrade', () => {
   ];
   for (const [name, mode, outcome, code] of faults) {
     test(`a release that ${name} leaves the old child serving, and is not retried`, async () => {
-      const { master, server, bundle } = await setup({ config: { checkTimeout: 1500, readyTimeout: 1500 } });
-      const original = fs.readFileSync(bundle, 'utf8');
-      const serving = await ask(master.port);
-      const load = new Load({ port: master.port, keepAlive: true, concurrency: 4, maxMs: 30_000 });
-      server.publish('/app.mjs', bundleSource('2.0.0', mode));
-      const event = await master.waitFor(outcome as 'upgrade-rejected');
-      if (code) assert.equal(event.code, code);
-      const downloads = gets(server, '/app.mjs');
-      // Several more polls: the rejected release is not downloaded again.
-      const polls = server.requests.length;
-      await until('more polls', () => (server.requests.length >= polls + 4 ? true : undefined));
-      assert.equal(gets(server, '/app.mjs'), downloads);
-      const result = await load.stop();
-      assert.deepEqual(result.failures, []);
-      assert.equal((await ask(master.port)).pid, serving.pid, 'the old child still serves');
-      assert.equal(fs.readFileSync(bundle, 'utf8'), original, 'the bundle on disk is the old one');
-      // A good release after it still lands.
-      server.publish('/app.mjs', bundleSource('3.0.0'));
-      assert.equal((await master.waitFor('upgrade-applied')).version, '3.0.0');
+      // debug: the master's own log (each event, each coalesced handoff, each kill) goes into the report.
+      const { master, server, bundle } = await setup({ config: { checkTimeout: 1500, readyTimeout: 1500, debug: true } });
+      // A failure says what the master did and when, and what the release server saw.
+      await explained(() => `${master.report()}\n${server.log()}`, async () => {
+        const original = fs.readFileSync(bundle, 'utf8');
+        const serving = await ask(master.port);
+        const load = new Load({ port: master.port, keepAlive: true, concurrency: 4, maxMs: 30_000 });
+        server.publish('/app.mjs', bundleSource('2.0.0', mode));
+        const event = await master.waitFor(outcome as 'upgrade-rejected');
+        if (code) assert.equal(event.code, code);
+        const downloads = gets(server, '/app.mjs');
+        // Several more polls: the rejected release is not downloaded again.
+        const polls = server.requests.length;
+        await until('more polls', () => (server.requests.length >= polls + 4 ? true : undefined));
+        assert.equal(gets(server, '/app.mjs'), downloads);
+        const result = await load.stop();
+        assert.deepEqual(result.failures, []);
+        assert.equal((await ask(master.port)).pid, serving.pid, 'the old child still serves');
+        assert.equal(fs.readFileSync(bundle, 'utf8'), original, 'the bundle on disk is the old one');
+        // A good release after it still lands.
+        server.publish('/app.mjs', bundleSource('3.0.0'));
+        assert.equal((await master.waitFor('upgrade-applied')).version, '3.0.0');
+      });
     });
   }
 
