@@ -79,14 +79,16 @@ describe('self-upgrade', () => {
     assert.equal((await ask(next.port)).version, '2.1.0');
   });
 
-  const faults: Array<[string, BundleMode, string, string]> = [
-    ['throws on import', 'throw-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED'],
-    ['hangs on import', 'hang-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED'],
-    ['prints no token', 'no-token', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED'],
-    ['passes the check but crashes in program', 'crash-in-program', 'upgrade-rolled-back', ''],
-    ['never becomes ready', 'never-ready', 'upgrade-rolled-back', ''],
+  // [name, mode, the outcome event, its code, what its error says (the fault is the one meant)]
+  const faults: Array<[string, BundleMode, string, string, RegExp]> = [
+    ['throws on import', 'throw-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED', /without printing the token/],
+    ['hangs on import', 'hang-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED', /no answer within/],
+    ['prints no token', 'no-token', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED', /without printing the token/],
+    ['passes the check but crashes in program', 'crash-in-program', 'upgrade-rolled-back', '', /failed in its program/],
+    ['never becomes ready', 'never-ready', 'upgrade-rolled-back', '', /not ready within readyTimeout/],
+    ['exits before it is ready', 'exits-before-ready', 'upgrade-rolled-back', '', /exited \(code 0\) before it was ready/],
   ];
-  for (const [name, mode, outcome, code] of faults) {
+  for (const [name, mode, outcome, code, says] of faults) {
     test(`a release that ${name} leaves the old child serving, and is not retried`, async () => {
       // debug: the master's own log (each event, each coalesced handoff, each kill) goes into the report.
       const { master, server, bundle } = await setup({ config: { checkTimeout: 1500, readyTimeout: 1500, debug: true } });
@@ -98,6 +100,7 @@ describe('self-upgrade', () => {
         server.publish('/app.mjs', bundleSource('2.0.0', mode));
         const event = await master.waitFor(outcome as 'upgrade-rejected');
         if (code) assert.equal(event.code, code);
+        assert.match(event.error, says);
         const downloads = gets(server, '/app.mjs');
         // Several more polls: the rejected release is not downloaded again.
         const polls = server.requests.length;
