@@ -175,14 +175,16 @@ export async function until<T>(what: string, check: () => T | undefined | Promis
 
 /**
  * Runs a test's body; an error it ends with (a failed assertion, a waitFor or until deadline)
- * gets `explain()` appended, once, so a failure under load leaves what is needed to find its cause.
+ * gets the master's report (unless waitFor already gave it) and `more` (a release server's
+ * request log, say) appended, so a failure under load leaves what is needed to find its cause.
  */
-export async function explained<T>(explain: () => string, body: () => Promise<T>): Promise<T> {
+export async function explained<T>(master: RunningMaster, more: () => string, body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (error) {
     if (error instanceof Error && !error.message.includes(EXPLAINED)) {
-      error.message += `\n${EXPLAINED}\n${explain()}`;
+      const report = error.message.includes(`master ${master.pid} (`) ? '' : `\n${master.report()}`;
+      error.message += `\n${EXPLAINED}${report}\n${more()}`;
     }
     throw error;
   }

@@ -93,7 +93,7 @@ describe('self-upgrade', () => {
       // debug: the master's own log (each event, each coalesced handoff, each kill) goes into the report.
       const { master, server, bundle } = await setup({ config: { checkTimeout: 1500, readyTimeout: 1500, debug: true } });
       // A failure says what the master did and when, and what the release server saw.
-      await explained(() => `${master.report()}\n${server.log()}`, async () => {
+      await explained(master, () => server.log(), async () => {
         const original = fs.readFileSync(bundle, 'utf8');
         const serving = await ask(master.port);
         const load = new Load({ port: master.port, keepAlive: true, concurrency: 4, maxMs: 30_000 });
