@@ -163,15 +163,17 @@ describe('self-upgrade', () => {
 
   test('a truncated download or a stalled server is retried with backoff, never swapped', async () => {
     const { master, server, bundle } = await setup({ env: { APP_FETCH_TIMEOUT: '500' } });
-    server.publish('/app.mjs', bundleSource('2.0.0'));
-    server.setMode('/app.mjs', 'drop-mid-body');
-    const failed = await master.waitFor('fetch-failed');
-    assert.ok(failed.retryInMs >= 50);
-    server.setMode('/app.mjs', 'stall-mid-body');
-    await master.waitFor('fetch-failed', () => master.events.filter((event) => event.type === 'fetch-failed').length >= 3);
-    assert.match(fs.readFileSync(bundle, 'utf8'), /release 1\.0\.0/);
-    server.setMode('/app.mjs', 'normal');
-    assert.equal((await master.waitFor('upgrade-applied')).version, '2.0.0');
+    await explained(master, () => server.log(), async () => {
+      server.publish('/app.mjs', bundleSource('2.0.0'));
+      server.setMode('/app.mjs', 'drop-mid-body');
+      const failed = await master.waitFor('fetch-failed');
+      assert.ok(failed.retryInMs >= 50);
+      server.setMode('/app.mjs', 'stall-mid-body');
+      await master.waitFor('fetch-failed', () => master.events.filter((event) => event.type === 'fetch-failed').length >= 3);
+      assert.match(fs.readFileSync(bundle, 'utf8'), /release 1\.0\.0/);
+      server.setMode('/app.mjs', 'normal');
+      assert.equal((await master.waitFor('upgrade-applied')).version, '2.0.0');
+    });
   });
 
   test('noRestartAfterFetch installs the release; the next manual restart runs it', async () => {
