@@ -58,6 +58,13 @@ export interface RecordedRequest {
   /** The request target as received (a path, or an absolute URL through a forward proxy). */
   readonly path: string;
   readonly headers: IncomingHttpHeaders;
+  /** Date.now() when its headers arrived. */
+  readonly at: number;
+  /** The connection it came on (the client's port): a reused keep-alive connection shows up twice. */
+  readonly connection: number;
+  /** Filled in as it ends: the status sent, and 'finished' (sent whole) or 'closed' (the socket went first). */
+  status?: number;
+  ended?: { readonly how: 'finished' | 'closed'; readonly at: number };
 }
 
 export interface ReleaseServer {
@@ -75,6 +82,12 @@ export interface ReleaseServer {
   drip(path: string, drip: { readonly every: number; readonly bytes?: number }): void;
   /** Every request received, in order. */
   readonly requests: RecordedRequest[];
+  /**
+   * The request log for a failing test, one line each from request `from` on: when it came
+   * (UTC time of day, to line up with a master's events), on which connection, the status sent and how it ended
+   * (or 'open' while it has not), and when each connection opened and closed.
+   */
+  log(from?: number): string;
   /** Resolves with the first request (already received or still to come) that matches. */
   waitForRequest(match: (request: RecordedRequest) => boolean, timeout?: number): Promise<RecordedRequest>;
   close(): Promise<void>;
@@ -98,12 +111,20 @@ export async function startReleaseServer(options: ReleaseServerOptions = {}): Pr
   const redirects = new Map<string, string>();
   const lastSeconds = new Map<string, number>();
   const requests: RecordedRequest[] = [];
+  const connections: Array<{ readonly port: number; readonly at: number; closed?: number }> = [];
   const arrivals = new EventEmitter();
+  const startedAt = Date.now();
   let generation = 0;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers };
+    const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, at: Date.now(), connection: req.socket.remotePort ?? 0 };
     requests.push(record);
+    const ended = (how: 'finished' | 'closed') => () => {
+      if (res.headersSent) record.status ??= res.statusCode;
+      record.ended ??= { how, at: Date.now() };
+    };
+    res.once('finish', ended('finished'));
+    res.once('close', ended('closed'));
     arrivals.emit('request', record);
     const target = normalize(new URL(req.url ?? '/', 'http://localhost').pathname);
     void answer(target, req.method ?? 'GET', res).catch(() => res.destroy());
@@ -143,6 +164,26 @@ export async function startReleaseServer(options: ReleaseServerOptions = {}): Pr
     } else if (mode !== 'stall-mid-body') {
       res.end();
     }
+  }
+
+  server.on('connection', (socket) => {
+    const entry: { port: number; at: number; closed?: number } = { port: socket.remotePort ?? 0, at: Date.now() };
+    connections.push(entry);
+    socket.once('close', () => (entry.closed = Date.now()));
+  });
+
+  /** The request log (see ReleaseServer.log). */
+  function log(from = 0): string {
+    const ms = (at: number): string => new Date(at).toISOString().slice(11, 23);
+    const lines = requests.slice(from).map((request, index) => {
+      const outcome = request.ended === undefined ? 'open' : `${request.ended.how} ${ms(request.ended.at)}`;
+      return `  #${from + index} ${ms(request.at)} ${request.method} ${request.path} conn :${request.connection} -> ${request.status ?? '-'} ${outcome}`;
+    });
+    const since = requests[from]?.at ?? 0;
+    const sockets = connections
+      .filter((connection) => (connection.closed ?? Infinity) >= since)
+      .map((connection) => `  conn :${connection.port} opened ${ms(connection.at)}, ${connection.closed === undefined ? 'still open' : `closed ${ms(connection.closed)}`}`);
+    return [`release server ${origin}, started ${new Date(startedAt).toISOString()}; requests from #${from} (${requests.length} in all):`, ...lines, 'its connections then:', ...sockets].join('\n');
   }
 
   const host = options.host ?? '127.0.0.1';
@@ -230,6 +271,7 @@ export async function startReleaseServer(options: ReleaseServerOptions = {}): Pr
       modes.set(normalize(path), 'drip');
     },
     requests,
+    log,
     waitForRequest(match, timeout = 10_000) {
       const seen = requests.find(match);
       if (seen !== undefined) return Promise.resolve(seen);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { root } from './master.ts';
 
-export type BundleMode = 'serve' | 'cli' | 'throw-on-import' | 'hang-on-import' | 'no-token' | 'crash-in-program' | 'never-ready';
+export type BundleMode = 'serve' | 'cli' | 'throw-on-import' | 'hang-on-import' | 'no-token' | 'crash-in-program' | 'never-ready' | 'exits-before-ready';
 
 const indexUrl = pathToFileURL(path.join(root, 'dist/src/index.js')).href;
 const fetchersUrl = pathToFileURL(path.join(root, 'dist/fetchers/index.js')).href;
@@ -20,7 +20,10 @@ export function bundleSource(version: string, mode: BundleMode = 'serve'): strin
   }[mode as string] ?? '';
   const inProgram = {
     'crash-in-program': `throw new Error('this release crashes in program');`,
-    'never-ready': `await new Promise(() => {});`,
+    // The child's IPC channel does not keep it alive: without the interval a program that never
+    // resolves lets the child exit (code 0) at once, which is 'exits-before-ready', not readyTimeout.
+    'never-ready': `setInterval(() => {}, 1000); await new Promise(() => {});`,
+    'exits-before-ready': `await new Promise(() => {});`,
   }[mode as string] ?? '';
   const serve = mode === 'cli'
     ? `console.log('cli version ' + state.version + ' id ' + state.id);`

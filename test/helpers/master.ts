@@ -27,6 +27,11 @@ export interface RunningMaster {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Pids of children that reported ready. */
   readyPids(): Set<number>;
+  /**
+   * What a failing test prints: every event with the time it happened in the master and the
+   * time it reached the test (a gap is a starved master or test), and the tail of its stderr.
+   */
+  report(): string;
   stop(): Promise<void>;
 }
 
@@ -61,12 +66,14 @@ export async function startMaster(script: string, options: StartOptions = {}): P
   });
   running.add(child);
   const events: OverseerEvent[] = [];
+  const received = new WeakMap<OverseerEvent, number>();
   const output = { stdout: '', stderr: '' };
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output.stdout += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output.stderr += chunk));
   const waiters = new Set<() => void>();
   child.on('message', (message: { event?: OverseerEvent }) => {
     if (!message.event) return;
+    received.set(message.event, Date.now());
     events.push(message.event);
     for (const waiter of waiters) waiter();
   });
@@ -96,7 +103,7 @@ export async function startMaster(script: string, options: StartOptions = {}): P
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`no ${type} event within ${timeoutMs * scale} ms; events: ${events.map((e) => e.type).join(', ')}\nstderr:\n${output.stderr}`));
+        reject(new Error(`no ${type} event within ${timeoutMs * scale} ms\n${report()}`));
       }, timeoutMs * scale);
       const cleanup = () => {
         clearTimeout(timer);
@@ -107,6 +114,7 @@ export async function startMaster(script: string, options: StartOptions = {}): P
     });
   };
 
+  const report = (): string => describeMaster(child, events, received, output);
   const started = await waitFor('master-started');
   const address = started.addresses[0] ?? '';
   if (!options.noWait) await waitFor('child-ready');
@@ -120,6 +128,7 @@ export async function startMaster(script: string, options: StartOptions = {}): P
     waitFor,
     exited,
     readyPids: () => new Set(events.flatMap((event) => (event.type === 'child-ready' ? [event.pid] : []))),
+    report,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
@@ -131,16 +140,56 @@ export async function startMaster(script: string, options: StartOptions = {}): P
   };
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails at the deadline. */
-export async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+/** UTC time of day with ms, as support/release-server.ts's log prints it, so the two line up. */
+export const clock = (at: number): string => new Date(at).toISOString().slice(11, 23);
+
+/** How many lines of a master's stderr a report keeps. */
+const STDERR_TAIL_LINES = 60;
+
+function describeMaster(child: ChildProcess, events: readonly OverseerEvent[], received: WeakMap<OverseerEvent, number>, output: { stdout: string; stderr: string }): string {
+  const state = child.exitCode !== null || child.signalCode !== null ? `exited (${child.signalCode ?? `code ${child.exitCode}`})` : 'running';
+  const lines = events.map((event) => {
+    const { type, at, ...rest } = event as OverseerEvent & { at?: number };
+    const arrived = received.get(event);
+    const lag = at !== undefined && arrived !== undefined ? ` (reached the test +${arrived - at}ms)` : '';
+    return `  ${at === undefined ? '?' : clock(at)} ${type} ${JSON.stringify(rest)}${lag}`;
+  });
+  const stderr = output.stderr.trimEnd().split('\n');
+  const tail = stderr.length > STDERR_TAIL_LINES ? [`  … ${stderr.length - STDERR_TAIL_LINES} earlier lines`, ...stderr.slice(-STDERR_TAIL_LINES)] : stderr;
+  return [`master ${child.pid} (${state}), now ${clock(Date.now())}; its events:`, ...lines, `its stderr${output.stderr === '' ? ': (none)' : ':'}`, ...(output.stderr === '' ? [] : tail.map((line) => `  ${line}`))].join('\n');
+}
+
+/**
+ * Polls `check` until it returns a value other than undefined, or fails at the deadline; the
+ * error then carries `explain()` (a master's report, a server's request log).
+ */
+export async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, explain?: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs * scale;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (${timeoutMs * scale} ms)${explain === undefined ? '' : `\n${explain()}`}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Runs a test's body; an error it ends with (a failed assertion, a waitFor or until deadline)
+ * gets the master's report (unless waitFor already gave it) and `more` (a release server's
+ * request log, say) appended, so a failure under load leaves what is needed to find its cause.
+ */
+export async function explained<T>(master: RunningMaster, more: () => string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    if (error instanceof Error && !error.message.includes(EXPLAINED)) {
+      const report = error.message.includes(`master ${master.pid} (`) ? '' : `\n${master.report()}`;
+      error.message += `\n${EXPLAINED}${report}\n${more()}`;
+    }
+    throw error;
+  }
+}
+const EXPLAINED = '--- what the test saw ---';
 
 /** True while a process with this pid exists. */
 export { isAlive } from '../../support/process.ts';

@@ -45,7 +45,7 @@ describe('upgrade faults', () => {
     assert.equal((await running.waitFor('upgrade-rejected')).code, 'ERR_OVERSEER_TOO_LARGE');
     const downloads = releases.requests.filter((request) => request.method === 'GET').length;
     const polls = releases.requests.length;
-    await until('more polls', () => (releases.requests.length >= polls + 3 ? true : undefined));
+    await until('more polls', () => (releases.requests.length >= polls + 3 ? true : undefined), 10_000, () => `${running.report()}\n${releases.log()}`);
     assert.equal(releases.requests.filter((request) => request.method === 'GET').length, downloads);
     assert.deepEqual(leftovers(dir), []);
   });

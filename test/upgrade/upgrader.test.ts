@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { bundleSource, writeBundle, type BundleMode } from '../helpers/bundles.ts';
 import { Load, ask } from '../helpers/load.ts';
-import { startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
+import { explained, startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { createMinisignKey } from '../../support/minisign.ts';
 import { startReleaseServer, type ReleaseServer } from '../../support/release-server.ts';
 
@@ -79,34 +79,41 @@ describe('self-upgrade', () => {
     assert.equal((await ask(next.port)).version, '2.1.0');
   });
 
-  const faults: Array<[string, BundleMode, string, string]> = [
-    ['throws on import', 'throw-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED'],
-    ['hangs on import', 'hang-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED'],
-    ['prints no token', 'no-token', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED'],
-    ['passes the check but crashes in program', 'crash-in-program', 'upgrade-rolled-back', ''],
-    ['never becomes ready', 'never-ready', 'upgrade-rolled-back', ''],
+  // [name, mode, the outcome event, its code, what its error says (the fault is the one meant)]
+  const faults: Array<[string, BundleMode, string, string, RegExp]> = [
+    ['throws on import', 'throw-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED', /without printing the token/],
+    ['hangs on import', 'hang-on-import', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED', /no answer within/],
+    ['prints no token', 'no-token', 'upgrade-rejected', 'ERR_OVERSEER_CHECK_FAILED', /without printing the token/],
+    ['passes the check but crashes in program', 'crash-in-program', 'upgrade-rolled-back', '', /failed in its program/],
+    ['never becomes ready', 'never-ready', 'upgrade-rolled-back', '', /not ready within readyTimeout/],
+    ['exits before it is ready', 'exits-before-ready', 'upgrade-rolled-back', '', /exited \(code 0\) before it was ready/],
   ];
-  for (const [name, mode, outcome, code] of faults) {
+  for (const [name, mode, outcome, code, says] of faults) {
     test(`a release that ${name} leaves the old child serving, and is not retried`, async () => {
-      const { master, server, bundle } = await setup({ config: { checkTimeout: 1500, readyTimeout: 1500 } });
-      const original = fs.readFileSync(bundle, 'utf8');
-      const serving = await ask(master.port);
-      const load = new Load({ port: master.port, keepAlive: true, concurrency: 4, maxMs: 30_000 });
-      server.publish('/app.mjs', bundleSource('2.0.0', mode));
-      const event = await master.waitFor(outcome as 'upgrade-rejected');
-      if (code) assert.equal(event.code, code);
-      const downloads = gets(server, '/app.mjs');
-      // Several more polls: the rejected release is not downloaded again.
-      const polls = server.requests.length;
-      await until('more polls', () => (server.requests.length >= polls + 4 ? true : undefined));
-      assert.equal(gets(server, '/app.mjs'), downloads);
-      const result = await load.stop();
-      assert.deepEqual(result.failures, []);
-      assert.equal((await ask(master.port)).pid, serving.pid, 'the old child still serves');
-      assert.equal(fs.readFileSync(bundle, 'utf8'), original, 'the bundle on disk is the old one');
-      // A good release after it still lands.
-      server.publish('/app.mjs', bundleSource('3.0.0'));
-      assert.equal((await master.waitFor('upgrade-applied')).version, '3.0.0');
+      // debug: the master's own log (each event, each coalesced handoff, each kill) goes into the report.
+      const { master, server, bundle } = await setup({ config: { checkTimeout: 1500, readyTimeout: 1500, debug: true } });
+      // A failure says what the master did and when, and what the release server saw.
+      await explained(master, () => server.log(), async () => {
+        const original = fs.readFileSync(bundle, 'utf8');
+        const serving = await ask(master.port);
+        const load = new Load({ port: master.port, keepAlive: true, concurrency: 4, maxMs: 30_000 });
+        server.publish('/app.mjs', bundleSource('2.0.0', mode));
+        const event = await master.waitFor(outcome as 'upgrade-rejected');
+        if (code) assert.equal(event.code, code);
+        assert.match(event.error, says);
+        const downloads = gets(server, '/app.mjs');
+        // Several more polls: the rejected release is not downloaded again.
+        const polls = server.requests.length;
+        await until('more polls', () => (server.requests.length >= polls + 4 ? true : undefined));
+        assert.equal(gets(server, '/app.mjs'), downloads);
+        const result = await load.stop();
+        assert.deepEqual(result.failures, []);
+        assert.equal((await ask(master.port)).pid, serving.pid, 'the old child still serves');
+        assert.equal(fs.readFileSync(bundle, 'utf8'), original, 'the bundle on disk is the old one');
+        // A good release after it still lands.
+        server.publish('/app.mjs', bundleSource('3.0.0'));
+        assert.equal((await master.waitFor('upgrade-applied')).version, '3.0.0');
+      });
     });
   }
 
@@ -156,15 +163,17 @@ describe('self-upgrade', () => {
 
   test('a truncated download or a stalled server is retried with backoff, never swapped', async () => {
     const { master, server, bundle } = await setup({ env: { APP_FETCH_TIMEOUT: '500' } });
-    server.publish('/app.mjs', bundleSource('2.0.0'));
-    server.setMode('/app.mjs', 'drop-mid-body');
-    const failed = await master.waitFor('fetch-failed');
-    assert.ok(failed.retryInMs >= 50);
-    server.setMode('/app.mjs', 'stall-mid-body');
-    await master.waitFor('fetch-failed', () => master.events.filter((event) => event.type === 'fetch-failed').length >= 3);
-    assert.match(fs.readFileSync(bundle, 'utf8'), /release 1\.0\.0/);
-    server.setMode('/app.mjs', 'normal');
-    assert.equal((await master.waitFor('upgrade-applied')).version, '2.0.0');
+    await explained(master, () => server.log(), async () => {
+      server.publish('/app.mjs', bundleSource('2.0.0'));
+      server.setMode('/app.mjs', 'drop-mid-body');
+      const failed = await master.waitFor('fetch-failed');
+      assert.ok(failed.retryInMs >= 50);
+      server.setMode('/app.mjs', 'stall-mid-body');
+      await master.waitFor('fetch-failed', () => master.events.filter((event) => event.type === 'fetch-failed').length >= 3);
+      assert.match(fs.readFileSync(bundle, 'utf8'), /release 1\.0\.0/);
+      server.setMode('/app.mjs', 'normal');
+      assert.equal((await master.waitFor('upgrade-applied')).version, '2.0.0');
+    });
   });
 
   test('noRestartAfterFetch installs the release; the next manual restart runs it', async () => {
