@@ -14,7 +14,7 @@ import { scale } from '../helpers/master.ts';
 const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core/master-flags.ts')).href;
 
 /** Runs `body` in a fresh node (tsx, natives syntax), after setPollingMasterFlags() when `withFlags`; returns its JSON output. */
-async function probe(withFlags: boolean, body: string): Promise<Record<string, number>> {
+async function probe<T>(withFlags: boolean, body: string): Promise<T> {
   const script = `
     import v8 from 'node:v8';
     import { setPollingMasterFlags } from ${JSON.stringify(flagsUrl)};
@@ -22,7 +22,7 @@ async function probe(withFlags: boolean, body: string): Promise<Record<string, n
     ${body}
   `;
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--allow-natives-syntax', '--input-type=module', '-e', script], { timeout: 30_000 * scale });
-  return JSON.parse(stdout) as Record<string, number>;
+  return JSON.parse(stdout) as T;
 }
 
 test('the young generation does not grow once the flags are set', async () => {
@@ -34,9 +34,9 @@ test('the young generation does not grow once the flags are set', async () => {
     for (let i = 0; i < 400_000; i++) { kept.push({ i, text: 'x' + i }); if (kept.length > 40_000) kept = []; }
     console.log(JSON.stringify({ before, after: newSpace() }));
   `;
-  const control = await probe(false, body);
+  const control = await probe<{ before: number; after: number }>(false, body);
   assert.ok(control.after > control.before, `without the flags the new space grows (${JSON.stringify(control)})`);
-  const flagged = await probe(true, body);
+  const flagged = await probe<{ before: number; after: number }>(true, body);
   assert.equal(flagged.after, flagged.before, `the new space kept its size (${JSON.stringify(flagged)})`);
 });
 
@@ -52,8 +52,8 @@ test('a hot function is not optimized once the flags are set', async () => {
     }
     console.log(JSON.stringify({ status: %GetOptimizationStatus(hot), sum }));
   `;
-  const control = await probe(false, body);
+  const control = await probe<{ status: number }>(false, body);
   assert.ok(control.status & 16, `without the flags the function is optimized (status ${control.status})`);
-  const flagged = await probe(true, body);
+  const flagged = await probe<{ status: number }>(true, body);
   assert.equal(flagged.status & 16, 0, `the function stayed unoptimized (status ${flagged.status})`);
 });
