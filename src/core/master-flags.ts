@@ -25,7 +25,7 @@ const FLAGS = [
   // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits. JS keeps
   // Sparkplug's baseline code. The app's top-level code after this point is not optimized
   // either: a long loop there runs at baseline speed. Downloads are no slower (bench/download.ts:
-  // master CPU 0.44-0.47 s per 256 MiB, 0.48-0.50 s before). Set after start, --max-opt alone
+  // master CPU 0.46-0.50 s per 256 MiB, 0.49 s before). Set after start, --max-opt alone
   // is not enough on Node 24 (Maglev, on there by default, and TurboFan still run): the two
   // tiers are also turned off by name.
   '--max-opt=1',
