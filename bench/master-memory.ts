@@ -63,9 +63,19 @@ async function idleNode(withImports: boolean, settleMs: number): Promise<Reading
   }
 }
 
+/** `--kinds=http,file` measures only those masters (the idle baselines always run); `--polls=N` reads after N more polls. */
+function kindsToRun(): readonly Kind[] {
+  const arg = process.argv.find((value) => value.startsWith('--kinds='))?.slice('--kinds='.length);
+  if (arg === undefined) return KINDS;
+  const wanted = arg.split(',');
+  return KINDS.filter((kind) => kind.startsWith('idle') || wanted.some((name) => kind === `master + ${name}` || (name === 'none' && kind === 'master, no fetcher')));
+}
+
 export async function masterMemorySection(options: SectionOptions): Promise<SectionResult> {
   const rounds = options.quick ? 1 : 3;
-  const polls = options.quick ? 3 : 20;
+  const pollsArg = process.argv.find((value) => value.startsWith('--polls='))?.slice('--polls='.length);
+  const polls = pollsArg !== undefined ? Number(pollsArg) : options.quick ? 3 : 20;
+  const kinds = kindsToRun();
   const interval = 200;
   const settleMs = options.quick ? 500 : 2000;
   const readings: Record<Kind, Reading[]> = Object.fromEntries(KINDS.map((kind) => [kind, []])) as unknown as Record<Kind, Reading[]>;
@@ -74,7 +84,7 @@ export async function masterMemorySection(options: SectionOptions): Promise<Sect
   const github = await startGitHubApi();
   try {
     for (let round = 1; round <= rounds; round++) {
-      for (const kind of KINDS) {
+      for (const kind of kinds) {
         log(`master memory: round ${round}/${rounds}, ${kind}`);
         if (kind === 'idle node' || kind === 'idle node + app imports') {
           readings[kind].push(await idleNode(kind !== 'idle node', settleMs + (kind === 'idle node' ? 0 : 0)));
@@ -130,7 +140,7 @@ export async function masterMemorySection(options: SectionOptions): Promise<Sect
   const spread = (values: number[]) => (values.length > 1 ? ` (${signed(Math.min(...values))}…${signed(Math.max(...values))})` : '');
   const base = readings['idle node'];
   const over = (kind: Kind, field: keyof Rollup) => readings[kind].map((reading, index) => reading[field] - (base[index]?.[field] ?? Number.NaN));
-  const rows = KINDS.map((kind) => {
+  const rows = kinds.map((kind) => {
     const rss = over(kind, 'rss');
     const anon = over(kind, 'anon');
     const file = over(kind, 'file');

@@ -11,7 +11,7 @@ import { NodeLauncher } from './launch/node.js';
 import { isSea } from './launch/sea.js';
 import type { Launcher } from './launch/launcher.js';
 import { Master, type MasterConfig, type Poller } from './master.js';
-import { keepWasmOnLiftoff } from './wasm-tier.js';
+import { setPollingMasterFlags } from './master-flags.js';
 
 export interface StartOptions {
   /** How children run. @default a NodeLauncher: a fork of the bundle that calls run() */
@@ -24,6 +24,8 @@ export interface StartOptions {
 
 /** Resolves the bundle, hashes it, binds, forks the first child and starts polling for releases. */
 export async function startMaster(config: MasterConfig, options: StartOptions = {}): Promise<Master> {
+  // First thing: the young generation grew in the first scavenges after run() was called.
+  if (config.fetcher) setPollingMasterFlags();
   // A single executable application is its own bundle.
   const bundlePath = config.bundlePath ?? (isSea() ? process.execPath : path.resolve(process.argv[1] ?? ''));
   let sha256: string;
@@ -53,7 +55,6 @@ async function upgraderFor(config: MasterConfig): Promise<((host: UpgradeHost) =
   const fetcher = config.fetcher;
   if (!fetcher) return undefined;
   const { Upgrader } = await import('../upgrade/upgrader.js');
-  keepWasmOnLiftoff();
   return (host) => {
     const upgrader = new Upgrader(host, config, fetcher);
     return {

@@ -1,0 +1,43 @@
+/**
+ * V8 flags a polling master sets for itself once its upgrade pipeline loads, to keep an idle
+ * master small (docs/benchmarks.md §9 "Master memory"). Each is read by V8 when it next decides,
+ * so setting it after start works; it is process-wide and never reaches the children, which get
+ * only the master's command-line flags (execArgv). The master runs overseer and the top level of
+ * the app's modules (its program runs in the children): what each flag does to that code is said
+ * beside it.
+ */
+import v8 from 'node:v8';
+
+const FLAGS = [
+  // undici parses HTTP with llhttp, WebAssembly. V8 compiles it with Liftoff, then, once hot,
+  // again with TurboFan on a worker thread, whose ~10 MB of compile memory stayed in that
+  // thread's malloc arena for the life of the master. A poll parses a few small responses and a
+  // download only needs llhttp to find the body: Liftoff's code is enough (no slower here).
+  '--liftoff-only',
+  // The young generation starts at 1 MB per semi-space and doubles when much survives a
+  // scavenge; once grown it stays grown (+1.5 MB after a few polls). At 1 it never grows: the
+  // master scavenges more often (each scavenge is short: little lives here; a download collects
+  // every 2 MB anyway, see upgrade/memory.ts). The app's top-level code runs the same, with more
+  // frequent young collections if it allocates a lot after this point.
+  '--semi-space-growth-factor=1',
+  // No optimizing tier (Maglev, TurboFan) for JavaScript from now on: after ~20 polls a hot
+  // function of Node's own (the argument validators' wrapper) made V8 page in TurboFan's
+  // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits. JS keeps
+  // Sparkplug's baseline code. The app's top-level code after this point is not optimized
+  // either: a long loop there runs at baseline speed. Downloads are no slower (bench/download.ts:
+  // master CPU 0.46-0.50 s per 256 MiB, 0.49 s before). Set after start, --max-opt alone
+  // is not enough on Node 24 (Maglev, on there by default, and TurboFan still run): the two
+  // tiers are also turned off by name.
+  '--max-opt=1',
+  '--no-maglev',
+  '--no-turbofan',
+];
+
+let set = false;
+
+/** Sets FLAGS once in this process; a flag this engine does not know is skipped by V8 with a message. */
+export function setPollingMasterFlags(): void {
+  if (set) return;
+  set = true;
+  for (const flag of FLAGS) v8.setFlagsFromString(flag);
+}

@@ -1,0 +1,59 @@
+/**
+ * The V8 flags a polling master sets for itself (src/core/master-flags.ts) take effect when set
+ * after start: each check runs in a fresh node, once with the flags set and once without (the
+ * control, which must show the effect the flag prevents, or the check proves nothing).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { scale } from '../helpers/master.ts';
+
+const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core/master-flags.ts')).href;
+
+/** Runs `body` in a fresh node (tsx, natives syntax), after setPollingMasterFlags() when `withFlags`; returns its JSON output. */
+async function probe<T>(withFlags: boolean, body: string): Promise<T> {
+  const script = `
+    import v8 from 'node:v8';
+    import { setPollingMasterFlags } from ${JSON.stringify(flagsUrl)};
+    if (${withFlags}) setPollingMasterFlags();
+    ${body}
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--allow-natives-syntax', '--input-type=module', '-e', script], { timeout: 30_000 * scale });
+  return JSON.parse(stdout) as T;
+}
+
+test('the young generation does not grow once the flags are set', async () => {
+  // Objects that survive a scavenge or two, in a volume that makes V8 grow the new space.
+  const body = `
+    const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space').space_size;
+    const before = newSpace();
+    let kept = [];
+    for (let i = 0; i < 400_000; i++) { kept.push({ i, text: 'x' + i }); if (kept.length > 40_000) kept = []; }
+    console.log(JSON.stringify({ before, after: newSpace() }));
+  `;
+  const control = await probe<{ before: number; after: number }>(false, body);
+  assert.ok(control.after > control.before, `without the flags the new space grows (${JSON.stringify(control)})`);
+  const flagged = await probe<{ before: number; after: number }>(true, body);
+  assert.equal(flagged.after, flagged.before, `the new space kept its size (${JSON.stringify(flagged)})`);
+});
+
+test('a hot function is not optimized once the flags are set', async () => {
+  // %GetOptimizationStatus: bit 4 (16) is "optimized" (Maglev or TurboFan) on Node 20 to 24.
+  const body = `
+    function hot(a, b) { return (a * 31 + b) | 0; }
+    let sum = 0;
+    for (let round = 0; round < 50; round++) {
+      for (let i = 0; i < 20_000; i++) sum = hot(sum, i);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      if (%GetOptimizationStatus(hot) & 16) break;
+    }
+    console.log(JSON.stringify({ status: %GetOptimizationStatus(hot), sum }));
+  `;
+  const control = await probe<{ status: number }>(false, body);
+  assert.ok(control.status & 16, `without the flags the function is optimized (status ${control.status})`);
+  const flagged = await probe<{ status: number }>(true, body);
+  assert.equal(flagged.status & 16, 0, `the function stayed unoptimized (status ${flagged.status})`);
+});
