@@ -17,7 +17,7 @@ const FLAGS = [
   // The young generation starts at 1 MB per semi-space and doubles when much survives a
   // scavenge; once grown it stays grown (+1.5 MB after a few polls). At 1 it never grows: the
   // master scavenges more often (each scavenge is short: little lives here; a download collects
-  // every 2 MB anyway, see upgrade/memory.ts). The app's top-level code runs the same, with more
+  // every 1-4 MiB anyway, see upgrade/memory.ts). The app's top-level code runs the same, with more
   // frequent young collections if it allocates a lot after this point.
   '--semi-space-growth-factor=1',
   // No optimizing tier (Maglev, TurboFan) for JavaScript from now on: after ~20 polls a hot
