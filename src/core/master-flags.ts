@@ -14,6 +14,12 @@ const FLAGS = [
   // thread's malloc arena for the life of the master. A poll parses a few small responses and a
   // download only needs llhttp to find the body: Liftoff's code is enough (no slower here).
   '--liftoff-only',
+  // Set after start, --liftoff-only no longer stops the tier-up on Node 24 (V8 13.6): llhttp's
+  // hot functions were still recompiled by TurboFan, +13 MB RSS in an HTTP master (a ~10 MB
+  // malloc arena of the compile thread, +3 MB of compiler pages). This flag, read at each tier-up
+  // on Node 20 to 24, lets only the function of that index tier up: none has this one. (The
+  // fetchers' limitWasmCompilation in upgrade/memory.ts sets the same two.)
+  '--wasm-tier-up-filter=2147483647',
   // The young generation starts at 1 MB per semi-space and doubles when much survives a
   // scavenge; once grown it stays grown (+1.5 MB after a few polls). At 1 it never grows: the
   // master scavenges more often (each scavenge is short: little lives here; a download collects

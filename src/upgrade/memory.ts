@@ -70,6 +70,9 @@ export function limitWasmCompilation(): void {
   wasmLimited = true;
   try {
     v8.setFlagsFromString('--liftoff-only');
+    // Set after start, --liftoff-only stops the tier-up on Node 20 and 22, not on 24: there only
+    // the function of this index may tier up, and no module has one (core/master-flags.ts).
+    v8.setFlagsFromString('--wasm-tier-up-filter=2147483647');
   } catch {
     // An engine without the flag simply keeps its default.
   }

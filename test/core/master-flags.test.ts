@@ -12,13 +12,19 @@ import { promisify } from 'node:util';
 import { scale } from '../helpers/master.ts';
 
 const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core/master-flags.ts')).href;
+const memoryUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/upgrade/memory.ts')).href;
 
-/** Runs `body` in a fresh node (tsx, natives syntax), after setPollingMasterFlags() when `withFlags`; returns its JSON output. */
-async function probe<T>(withFlags: boolean, body: string): Promise<T> {
+/**
+ * Runs `body` in a fresh node (tsx, natives syntax), after setPollingMasterFlags() when `withFlags`
+ * (or the fetchers' limitWasmCompilation() when 'wasm'); returns its JSON output.
+ */
+async function probe<T>(withFlags: boolean | 'wasm', body: string): Promise<T> {
   const script = `
     import v8 from 'node:v8';
     import { setPollingMasterFlags } from ${JSON.stringify(flagsUrl)};
-    if (${withFlags}) setPollingMasterFlags();
+    import { limitWasmCompilation } from ${JSON.stringify(memoryUrl)};
+    if (${withFlags === true}) setPollingMasterFlags();
+    if (${withFlags === 'wasm'}) limitWasmCompilation();
     ${body}
   `;
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--allow-natives-syntax', '--input-type=module', '-e', script], { timeout: 30_000 * scale });
@@ -56,4 +62,27 @@ test('a hot function is not optimized once the flags are set', async () => {
   assert.ok(control.status & 16, `without the flags the function is optimized (status ${control.status})`);
   const flagged = await probe<{ status: number }>(true, body);
   assert.equal(flagged.status & 16, 0, `the function stayed unoptimized (status ${flagged.status})`);
+});
+
+test('a hot WebAssembly function stays on Liftoff once the flags are set (llhttp, undici\'s parser)', async () => {
+  // A module of one function, f(n): counts to n. Hot, it tiers up to TurboFan in the control. On
+  // Node 24, --liftoff-only set after start did not stop that (docs/benchmarks.md §9).
+  const body = `
+    const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 6, 1, 0x60, 1, 0x7f, 1, 0x7f, 3, 2, 1, 0, 7, 5, 1, 1, 0x66, 0, 0,
+      0x0a, 0x1e, 1, 0x1c, 1, 1, 0x7f, 0x02, 0x40, 0x03, 0x40, 0x20, 1, 0x20, 0, 0x4e, 0x0d, 1, 0x20, 1, 0x41, 1, 0x6a, 0x21, 1, 0x0c, 0, 0x0b, 0x0b, 0x20, 1, 0x0b]);
+    const { exports: { f } } = new WebAssembly.Instance(new WebAssembly.Module(bytes));
+    let sum = 0;
+    for (let round = 0; round < 60; round++) {
+      for (let i = 0; i < 20; i++) sum += f(100_000);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (%IsTurboFanFunction(f)) break;
+    }
+    console.log(JSON.stringify({ liftoff: %IsLiftoffFunction(f), turbofan: %IsTurboFanFunction(f), sum }));
+  `;
+  const control = await probe<{ liftoff: boolean; turbofan: boolean }>(false, body);
+  assert.ok(control.turbofan, `without the flags the function tiers up (${JSON.stringify(control)})`);
+  for (const flags of [true, 'wasm'] as const) {
+    const flagged = await probe<{ liftoff: boolean; turbofan: boolean }>(flags, body);
+    assert.deepEqual([flagged.liftoff, flagged.turbofan], [true, false], `${flags === true ? 'setPollingMasterFlags' : 'limitWasmCompilation'}: the function stayed on Liftoff (${JSON.stringify(flagged)})`);
+  }
 });
