@@ -2,10 +2,13 @@
  * The small pieces HttpFetcher is built from: URLs as shown to users and stripped of
  * credentials, response headers and statuses, and request failures worded for users.
  */
-import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { describeError, OverseerError } from '../src/errors.js';
+
+// Not an ESM import of node:http: on Node 22 and 24 that reads every export, and the lazy
+// WebSocket getter loads Node's own undici, +10-14 MB RSS (docs/benchmarks.md §9 "Master memory").
+const { STATUS_CODES } = process.getBuiltinModule('node:http');
 
 /** Moves user:password from a URL into an Authorization header (unless one is set) and returns the URL without it. */
 export function withoutCredentials(url: URL, headers: Record<string, string>): URL {

@@ -6,8 +6,11 @@
  * `failures` of them in a row fail the probation: a path that 404s from the start is a failed
  * probation, not a crash loop.
  */
-import http from 'node:http';
 import type { ListenerInfo } from '../protocol.js';
+
+// Not an ESM import of node:http: on Node 22 and 24 that reads every export, and the lazy
+// WebSocket getter loads Node's own undici, +10-14 MB RSS (docs/benchmarks.md §9 "Master memory").
+const http = process.getBuiltinModule('node:http');
 
 export interface ProbeTarget {
   readonly host?: string;

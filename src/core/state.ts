@@ -1,9 +1,13 @@
 /**
  * State: what the program receives in the child (and, disabled, in the in-process fallback).
  */
-import http from 'node:http';
+import type { RequestListener } from 'node:http';
 import net from 'node:net';
 import { OverseerError } from '../errors.js';
+
+// Not an ESM import of node:http: on Node 22 and 24 that reads every export, and the lazy
+// WebSocket getter loads Node's own undici, +10-14 MB RSS (docs/benchmarks.md §9 "Master memory").
+const http = process.getBuiltinModule('node:http');
 
 /**
  * A socket the master bound for this child. Opaque: pass it to `server.listen(listener)` of an
@@ -12,7 +16,7 @@ import { OverseerError } from '../errors.js';
 export type Listener = object;
 
 /** A server to listen with, or a request handler (an express app) to serve through http. */
-export type Listenable = net.Server | http.RequestListener;
+export type Listenable = net.Server | RequestListener;
 
 export interface State {
   /** false when the program runs in-process without a master (see config.required). */

@@ -4,11 +4,13 @@
  * loads no CommonJS module (semver stays out until the upgrade path needs it).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { root } from '../helpers/master.ts';
+import { promisify } from 'node:util';
+import { root, scale } from '../helpers/master.ts';
 import { modulesLoadedBy } from '../helpers/modules.ts';
 
 async function folders(dir: string): Promise<string[]> {
@@ -37,4 +39,22 @@ test('importing overseer (the master entry) loads no CommonJS module, no semver 
   assert.ok(!loaded.some((entry) => entry.includes('/dist/src/core/')), 'no per-module files: the modules are bundled');
   assert.deepEqual(loaded.filter((entry) => entry.includes('/node_modules/semver/')), []);
   assert.deepEqual(loaded.filter((entry) => entry.startsWith('/') && entry.includes('/node_modules/') && !entry.includes('/tsx/') && !entry.includes('/esbuild/')), [], 'tsx and its esbuild are the probe\'s own');
+});
+
+test("importing overseer's master code loads no undici of Node's own (an ESM import of node:http does on Node 22 and 24)", async () => {
+  // On Node 22 and 24, `import http from 'node:http'` reads every export of the module, and its
+  // lazy WebSocket, CloseEvent and MessageEvent getters load Node's own undici: +10-14 MB RSS in
+  // the master (docs/benchmarks.md §9). overseer takes node:http with process.getBuiltinModule().
+  const nodeUndici = async (imports: string[]): Promise<string[]> => {
+    const script = `${imports.map((url) => `await import(${JSON.stringify(url)});`).join(' ')} console.log(JSON.stringify(process.moduleLoadList.filter((name) => name.includes('undici'))));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 * scale });
+    return JSON.parse(stdout) as string[];
+  };
+  const control = await nodeUndici(['node:http']);
+  const entries = ['dist/src/index.js', 'dist/src/core/start.js', 'dist/fetchers/index.js'].map((file) => pathToFileURL(path.join(root, file)).href);
+  const loaded = await nodeUndici([...entries]);
+  assert.ok(loaded.length === 0, `importing ${entries.join(', ')} loaded ${loaded.join(', ')}`);
+  // The control proves the check on Node 22 and 24; Node 20's http module has no such getters.
+  if (control.length === 0) assert.equal(Number(process.versions.node.split('.')[0]), 20, `the control loaded Node's undici on Node ${process.versions.node}`);
+  else assert.ok(control.some((name) => name.includes('internal/deps/undici')), `control: ${control.join(', ')}`);
 });
