@@ -3,9 +3,12 @@
 //   kill -USR2 <master pid>        → ready-first handoff to a fresh child, no request lost
 //   kill -TERM <master pid>        → graceful stop
 // Set RELEASE_URL to poll an HTTP release source for new builds of this very file.
-import http from 'node:http';
 import { run } from 'overseer';
 import { HttpFetcher } from 'overseer/fetchers';
+
+// This top level also runs in the master: on Node 22 and 24 an ESM import of node:http would load
+// Node's own undici there (+10-14 MB, README "Limits"); getBuiltinModule does not.
+const http = process.getBuiltinModule('node:http');
 
 const VERSION = '1.0.0';
 const url = process.env.RELEASE_URL;
