@@ -23,6 +23,14 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A FIFO in the test's dir standing in for a slow disk: the test drains `reader` as it likes. */
+function slowDisk(): { reader: number; writer: number } {
+  const fifo = path.join(dir, 'slow-disk');
+  execFileSync('mkfifo', [fifo]);
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  return { reader, writer: fs.openSync(fifo, 'w') };
+}
+
 /** Deterministic bytes that differ at every offset, so a dropped or repeated chunk shows. */
 function content(size: number): Buffer {
   const data = Buffer.alloc(size);
@@ -31,6 +39,17 @@ function content(size: number): Buffer {
 }
 
 /** A body pushing `data` in `size`-byte chunks as fast as it is read. */
+/** Counts the body's pause() calls from now on. */
+function countPauses(body: Readable): () => number {
+  let paused = 0;
+  const pause = body.pause.bind(body);
+  body.pause = () => {
+    paused++;
+    return pause();
+  };
+  return () => paused;
+}
+
 function bodyOf(data: Buffer, size: number): Readable {
   let offset = 0;
   return new Readable({
@@ -81,12 +100,7 @@ describe('writeBody', () => {
     const gather = 64 * 1024;
     const data = content(8 * 1024 * 1024);
     const body = bodyOf(data, 16 * 1024);
-    let paused = 0;
-    const pause = body.pause.bind(body);
-    body.pause = () => {
-      paused++;
-      return pause();
-    };
+    const paused = countPauses(body);
     let seenBytes = 0;
     let heldMost = 0;
     const written = await withFile(async (fd, file) => {
@@ -101,28 +115,20 @@ describe('writeBody', () => {
       return readFile(file);
     });
     assert.ok(written.equals(data));
-    assert.ok(paused > 0, 'the body was paused at least once');
+    assert.ok(paused() > 0, 'the body was paused at least once');
     // One batch out, one gathering, one chunk over: anything near the body's size means no backpressure.
     assert.ok(heldMost <= 2 * (gather + 16 * 1024), `held at most ${heldMost} bytes unwritten`);
   });
 
   test('a slow disk (a pipe drained 16 KiB a turn): held bytes stay near two batches, not the body; onWait marks each pause', { skip: process.platform === 'win32' }, async () => {
-    const fifo = path.join(dir, 'slow-disk');
-    execFileSync('mkfifo', [fifo]);
-    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const writer = fs.openSync(fifo, 'w');
+    const { reader, writer } = slowDisk();
     try {
       const gather = 64 * 1024;
       const chunkSize = 16 * 1024;
       const data = content(8 * 1024 * 1024);
       // The body offers everything at once: only writeBody's pausing keeps it out of memory.
       const body = bodyOf(data, chunkSize);
-      let paused = 0;
-      const pause = body.pause.bind(body);
-      body.pause = () => {
-        paused++;
-        return pause();
-      };
+      const paused = countPauses(body);
       let seen = 0;
       let drained = 0;
       let heldMost = 0;
@@ -157,7 +163,7 @@ describe('writeBody', () => {
       // Linux, already written): anything near 8 MiB means no backpressure.
       const pipeCapacity = 64 * 1024;
       assert.ok(heldMost <= 2 * (gather + chunkSize) + pipeCapacity, `held at most ${heldMost} bytes not yet read from the pipe`);
-      assert.ok(paused > 0 && waits === paused, `paused ${paused} times, onWait called ${waits} times`);
+      assert.ok(paused() > 0 && waits === paused(), `paused ${paused()} times, onWait called ${waits} times`);
     } finally {
       fs.closeSync(writer);
       fs.closeSync(reader);
@@ -261,11 +267,8 @@ describe('writeBody', () => {
   });
 
   test('a failure while a write is out rejects only once that write ended (the caller then closes the fd)', { skip: process.platform === 'win32' }, async () => {
-    const fifo = path.join(dir, 'slow-disk');
-    execFileSync('mkfifo', [fifo]);
     // A pipe holds 64 KiB: a 128 KiB write stays out until the test reads from the other end.
-    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const writer = fs.openSync(fifo, 'w');
+    const { reader, writer } = slowDisk();
     try {
       const body = bodyOf(content(1024 * 1024), 64 * 1024);
       const bug = new Error('listener bug');
