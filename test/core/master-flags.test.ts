@@ -43,7 +43,8 @@ test('the young generation does not grow once the flags are set', async () => {
   const control = await probe<{ before: number; after: number }>(false, body);
   assert.ok(control.after > control.before, `without the flags the new space grows (${JSON.stringify(control)})`);
   const flagged = await probe<{ before: number; after: number }>(true, body);
-  assert.equal(flagged.after, flagged.before, `the new space kept its size (${JSON.stringify(flagged)})`);
+  // V8 may still shrink it (it did once, 4 MB to 2 MB, on a loaded machine): only growth fails.
+  assert.ok(flagged.after <= flagged.before, `the new space did not grow (${JSON.stringify(flagged)})`);
 });
 
 test('a hot function is not optimized once the flags are set', async () => {
