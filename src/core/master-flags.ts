@@ -30,8 +30,10 @@ const FLAGS = [
   // function of Node's own (the argument validators' wrapper) made V8 page in TurboFan's
   // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits. JS keeps
   // Sparkplug's baseline code. The app's top-level code after this point is not optimized
-  // either: a long loop there runs at baseline speed. Downloads are no slower (bench/download.ts:
-  // master CPU 0.46-0.50 s per 256 MiB, 0.49 s before). Set after start, --max-opt alone
+  // either: a long loop there runs at baseline speed. A 1 GiB download takes ~15 % more CPU
+  // (1.8-1.9 s against 1.6; its peak RSS is 4-5 MB lower: nothing compiles mid-download), a
+  // trade worth it in a process that downloads now and then and waits for months (benchmarks.md
+  // §9 "Download and staging"). Set after start, --max-opt alone
   // is not enough on Node 24 (Maglev, on there by default, and TurboFan still run): the two
   // tiers are also turned off by name.
   '--max-opt=1',
