@@ -14,6 +14,9 @@ import { scale } from '../helpers/master.ts';
 const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core/master-flags.ts')).href;
 const memoryUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/upgrade/memory.ts')).href;
 
+/** How many rounds a control may take to show the effect (seconds on a loaded machine). */
+const CONTROL_ROUNDS = 2_000;
+
 /**
  * Runs `body` in a fresh node (tsx, natives syntax), after setPollingMasterFlags() when `withFlags`
  * (or the fetchers' limitWasmCompilation() when 'wasm'); returns its JSON output.
@@ -48,42 +51,47 @@ test('the young generation does not grow once the flags are set', async () => {
 });
 
 test('a hot function is not optimized once the flags are set', async () => {
-  // %GetOptimizationStatus: bit 4 (16) is "optimized" (Maglev or TurboFan) on Node 20 to 24.
-  const body = `
+  // %GetOptimizationStatus: bit 4 (16) is "optimized" (Maglev or TurboFan) on Node 20 to 24. The
+  // control runs until the function is optimized (a loaded machine may take long to run the
+  // background compile); the flagged run then gets twice the rounds the control needed.
+  const body = (rounds: number) => `
     function hot(a, b) { return (a * 31 + b) | 0; }
     let sum = 0;
-    for (let round = 0; round < 50; round++) {
+    let round = 0;
+    for (; round < ${rounds}; round++) {
       for (let i = 0; i < 20_000; i++) sum = hot(sum, i);
       await new Promise((resolve) => setTimeout(resolve, 2));
       if (%GetOptimizationStatus(hot) & 16) break;
     }
-    console.log(JSON.stringify({ status: %GetOptimizationStatus(hot), sum }));
+    console.log(JSON.stringify({ status: %GetOptimizationStatus(hot), rounds: round, sum }));
   `;
-  const control = await probe<{ status: number }>(false, body);
-  assert.ok(control.status & 16, `without the flags the function is optimized (status ${control.status})`);
-  const flagged = await probe<{ status: number }>(true, body);
+  const control = await probe<{ status: number; rounds: number }>(false, body(CONTROL_ROUNDS));
+  assert.ok(control.status & 16, `without the flags the function is optimized (status ${control.status} after ${control.rounds} rounds)`);
+  const flagged = await probe<{ status: number }>(true, body(2 * control.rounds + 10));
   assert.equal(flagged.status & 16, 0, `the function stayed unoptimized (status ${flagged.status})`);
 });
 
 test('a hot WebAssembly function stays on Liftoff once the flags are set (llhttp, undici\'s parser)', async () => {
   // A module of one function, f(n): counts to n. Hot, it tiers up to TurboFan in the control. On
-  // Node 24, --liftoff-only set after start did not stop that (docs/benchmarks.md §9).
-  const body = `
+  // Node 24, --liftoff-only set after start did not stop that (docs/benchmarks.md §9). Rounds as
+  // in the test above: the control runs until it tiers up, the flagged runs twice as long.
+  const body = (rounds: number) => `
     const bytes = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 6, 1, 0x60, 1, 0x7f, 1, 0x7f, 3, 2, 1, 0, 7, 5, 1, 1, 0x66, 0, 0,
       0x0a, 0x1e, 1, 0x1c, 1, 1, 0x7f, 0x02, 0x40, 0x03, 0x40, 0x20, 1, 0x20, 0, 0x4e, 0x0d, 1, 0x20, 1, 0x41, 1, 0x6a, 0x21, 1, 0x0c, 0, 0x0b, 0x0b, 0x20, 1, 0x0b]);
     const { exports: { f } } = new WebAssembly.Instance(new WebAssembly.Module(bytes));
     let sum = 0;
-    for (let round = 0; round < 60; round++) {
+    let round = 0;
+    for (; round < ${rounds}; round++) {
       for (let i = 0; i < 20; i++) sum += f(100_000);
       await new Promise((resolve) => setTimeout(resolve, 5));
       if (%IsTurboFanFunction(f)) break;
     }
-    console.log(JSON.stringify({ liftoff: %IsLiftoffFunction(f), turbofan: %IsTurboFanFunction(f), sum }));
+    console.log(JSON.stringify({ liftoff: %IsLiftoffFunction(f), turbofan: %IsTurboFanFunction(f), rounds: round, sum }));
   `;
-  const control = await probe<{ liftoff: boolean; turbofan: boolean }>(false, body);
+  const control = await probe<{ liftoff: boolean; turbofan: boolean; rounds: number }>(false, body(CONTROL_ROUNDS));
   assert.ok(control.turbofan, `without the flags the function tiers up (${JSON.stringify(control)})`);
   for (const flags of [true, 'wasm'] as const) {
-    const flagged = await probe<{ liftoff: boolean; turbofan: boolean }>(flags, body);
+    const flagged = await probe<{ liftoff: boolean; turbofan: boolean }>(flags, body(2 * control.rounds + 10));
     assert.deepEqual([flagged.liftoff, flagged.turbofan], [true, false], `${flags === true ? 'setPollingMasterFlags' : 'limitWasmCompilation'}: the function stayed on Liftoff (${JSON.stringify(flagged)})`);
   }
 });
