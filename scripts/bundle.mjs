@@ -2,8 +2,9 @@
  * Builds the runtime JavaScript of dist/ with esbuild, after tsc has checked the types and written
  * the .d.ts files (`npm run build`). Every entry point a user or a process reaches by path (the
  * package's `exports`, the bin, the preloads, the few files the tests import directly) keeps its
- * path (scripts/entry-points.mjs finds those run by path); the modules behind them are bundled, and code two entries share goes into shared chunks
- * in dist/src/chunks/, so a class such as OverseerError exists once whichever entries load it.
+ * path (scripts/entry-points.mjs finds those run by path); the modules behind them are bundled,
+ * and code two entries share goes into shared chunks in dist/src/chunks/, so a class such as
+ * OverseerError exists once whichever entries load it.
  * Dynamic import() stays dynamic: a master without a fetcher never loads the upgrade pipeline.
  *
  * Why: Node's ESM loader does path work for every module file it resolves. A master loading ~17

@@ -2,7 +2,7 @@
  * The files of src/ that run by path rather than through an import, found in the sources so the
  * build's list cannot go stale: every `srcPath('x.js')` (src/src-dir.ts) and every
  * `builtFile('x.js')` (src/check/target.ts, which wraps it) names src/x.ts. Used by
- * scripts/bundle.mjs, which keeps each at its path in dist/, and by test/cli/entry-points.test.ts.
+ * scripts/bundle.mjs, which keeps each at its path in dist/, and by test/core/package.test.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
