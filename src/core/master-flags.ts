@@ -1,5 +1,5 @@
 /**
- * V8 flags a polling master sets for itself once its upgrade pipeline loads, to keep an idle
+ * V8 flags a master with a fetcher sets for itself first thing in startMaster, to keep an idle
  * master small (docs/benchmarks.md §9 "Master memory"). Each is read by V8 when it next decides,
  * so setting it after start works; it is process-wide and never reaches the children, which get
  * only the master's command-line flags (execArgv). The master runs overseer and the top level of
