@@ -10,7 +10,7 @@ import prereleaseOf from 'semver/functions/prerelease.js';
 import rcompare from 'semver/functions/rcompare.js';
 import valid from 'semver/functions/valid.js';
 import { OverseerError } from '../src/errors.js';
-import { limitWasmCompilation } from '../src/upgrade/memory.js';
+import { limitWasmCompilation } from '../src/core/master-flags.js';
 import type { FetchContext, FetchResult, Fetcher, Release } from '../src/upgrade/fetcher.js';
 import { anyOf, assertOptions, required, rule, rules, type OptionSpec } from '../src/options.js';
 import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';

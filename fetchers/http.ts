@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { describeError, OverseerError } from '../src/errors.js';
-import { limitWasmCompilation } from '../src/upgrade/memory.js';
+import { limitWasmCompilation } from '../src/core/master-flags.js';
 import type { FetchContext, Fetcher, FetchResult, Release, ReleaseWants } from '../src/upgrade/fetcher.js';
 import { assertOptions, required, rules, type OptionSpec } from '../src/options.js';
 import { DOWNLOAD_LIMIT_SPEC, downloadLimits, limitDownload, type DownloadLimitOptions, type DownloadLimits } from './body.js';

@@ -8,7 +8,8 @@
  */
 import v8 from 'node:v8';
 
-const FLAGS = [
+/** WebAssembly stays on Liftoff: set by every process that loads undici (limitWasmCompilation). */
+const WASM_FLAGS = [
   // undici parses HTTP with llhttp, WebAssembly. V8 compiles it with Liftoff, then, once hot,
   // again with TurboFan on a worker thread, whose ~10 MB of compile memory stayed in that
   // thread's malloc arena for the life of the master. A poll parses a few small responses and a
@@ -17,9 +18,12 @@ const FLAGS = [
   // Set after start, --liftoff-only no longer stops the tier-up on Node 24 (V8 13.6): llhttp's
   // hot functions were still recompiled by TurboFan, +13 MB RSS in an HTTP master (a ~10 MB
   // malloc arena of the compile thread, +3 MB of compiler pages). This flag, read at each tier-up
-  // on Node 20 to 24, lets only the function of that index tier up: none has this one. (The
-  // fetchers' limitWasmCompilation in upgrade/memory.ts sets the same two.)
+  // on Node 20 to 24, lets only the function of that index tier up: none has this one.
   '--wasm-tier-up-filter=2147483647',
+];
+
+/** The rest, for a polling master only. */
+const MASTER_FLAGS = [
   // The young generation starts at 1 MB per semi-space and doubles when much survives a
   // scavenge; once grown it stays grown (+1.5 MB after a few polls). At 1 it never grows: the
   // master scavenges more often (each scavenge is short: little lives here; a download collects
@@ -41,11 +45,24 @@ const FLAGS = [
   '--no-turbofan',
 ];
 
+let wasmLimited = false;
 let set = false;
 
-/** Sets FLAGS once in this process; a flag this engine does not know is skipped by V8 with a message. */
+/**
+ * Keeps WebAssembly compiled from now on in this process on Liftoff. The fetchers call it before
+ * they load undici (in a master, or in a CLI's selfUpdate()): llhttp's tier-up left ~10 MB in a
+ * compile thread's malloc arena, and Liftoff parses just as fast here (200 MB in ~0.3 s either way).
+ */
+export function limitWasmCompilation(): void {
+  if (wasmLimited) return;
+  wasmLimited = true;
+  for (const flag of WASM_FLAGS) v8.setFlagsFromString(flag);
+}
+
+/** Sets WASM_FLAGS and MASTER_FLAGS once in this process; a flag this engine does not know is skipped by V8 with a message. */
 export function setPollingMasterFlags(): void {
   if (set) return;
   set = true;
-  for (const flag of FLAGS) v8.setFlagsFromString(flag);
+  limitWasmCompilation();
+  for (const flag of MASTER_FLAGS) v8.setFlagsFromString(flag);
 }

@@ -56,24 +56,3 @@ export function createCollectionPacer(every: number, idleEvery: number = every, 
 export function createDownloadPacer(): CollectionPacer {
   return createCollectionPacer(4 * 1024 * 1024, 1024 * 1024);
 }
-
-let wasmLimited = false;
-
-/**
- * undici parses HTTP with llhttp compiled to WebAssembly, and V8's optimising tier recompiles
- * it once it runs hot: a one-off spike of about 35 MB RSS in the master during its first large
- * download. The baseline compiler alone parses just as fast here (200 MB in ~0.3 s either
- * way), so fetchers call this before they load an HTTP client. Master-only, process-wide.
- */
-export function limitWasmCompilation(): void {
-  if (wasmLimited) return;
-  wasmLimited = true;
-  try {
-    v8.setFlagsFromString('--liftoff-only');
-    // Set after start, --liftoff-only stops the tier-up on Node 20 and 22, not on 24: there only
-    // the function of this index may tier up, and no module has one (core/master-flags.ts).
-    v8.setFlagsFromString('--wasm-tier-up-filter=2147483647');
-  } catch {
-    // An engine without the flag simply keeps its default.
-  }
-}

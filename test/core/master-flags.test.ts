@@ -12,7 +12,6 @@ import { promisify } from 'node:util';
 import { scale } from '../helpers/master.ts';
 
 const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core/master-flags.ts')).href;
-const memoryUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/upgrade/memory.ts')).href;
 
 /** How many rounds a control may take to show the effect (seconds on a loaded machine). */
 const CONTROL_ROUNDS = 2_000;
@@ -24,8 +23,7 @@ const CONTROL_ROUNDS = 2_000;
 async function probe<T>(withFlags: boolean | 'wasm', body: string): Promise<T> {
   const script = `
     import v8 from 'node:v8';
-    import { setPollingMasterFlags } from ${JSON.stringify(flagsUrl)};
-    import { limitWasmCompilation } from ${JSON.stringify(memoryUrl)};
+    import { limitWasmCompilation, setPollingMasterFlags } from ${JSON.stringify(flagsUrl)};
     if (${withFlags === true}) setPollingMasterFlags();
     if (${withFlags === 'wasm'}) limitWasmCompilation();
     ${body}
