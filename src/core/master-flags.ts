@@ -34,10 +34,9 @@ const MASTER_FLAGS = [
   // function of Node's own (the argument validators' wrapper) made V8 page in TurboFan's
   // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits. JS keeps
   // Sparkplug's baseline code. The app's top-level code after this point is not optimized
-  // either: a long loop there runs at baseline speed. A 1 GiB download takes ~15 % more CPU
-  // (1.8-1.9 s against 1.6; its peak RSS is 4-5 MB lower: nothing compiles mid-download), a
-  // trade worth it in a process that downloads now and then and waits for months (benchmarks.md
-  // §9 "Download and staging"). Set after start, --max-opt alone
+  // either: a long loop there runs at baseline speed. A large download turns TurboFan back on
+  // while it streams (optimizeWhileStreaming below: without it 1 GiB took ~15 % more CPU, 1.8-1.9 s
+  // against 1.6, benchmarks.md §9 "Download and staging"). Set after start, --max-opt alone
   // is not enough on Node 24 (Maglev, on there by default, and TurboFan still run): the two
   // tiers are also turned off by name.
   '--max-opt=1',
@@ -45,8 +44,16 @@ const MASTER_FLAGS = [
   '--no-turbofan',
 ];
 
+/**
+ * What optimizeWhileStreaming sets while a large release streams, and then MASTER_FLAGS again.
+ * TurboFan only: Maglev (off on Node 20, on by default from 22) adds a second compiler's memory
+ * for no rate here (benchmarks.md §9 "Download and staging"). 999 is V8's default --max-opt.
+ */
+const STREAMING_FLAGS = ['--max-opt=999', '--turbofan'];
+
 let wasmLimited = false;
 let set = false;
+let streaming = 0;
 
 /**
  * Keeps WebAssembly compiled from now on in this process on Liftoff. The fetchers call it before
@@ -65,4 +72,23 @@ export function setPollingMasterFlags(): void {
   set = true;
   limitWasmCompilation();
   for (const flag of MASTER_FLAGS) v8.setFlagsFromString(flag);
+}
+
+/**
+ * Lets V8 optimize JavaScript again while a large release streams through a polling master
+ * (bundle.ts calls it once a body passes a size no poll's small responses reach), and returns
+ * the function that turns the tiers off again once the last such download ends. The body path
+ * runs ~15 % faster optimized; what the compile costs after (TurboFan's code pages, a compile
+ * thread's malloc arena) is measured in benchmarks.md §9 "Download and staging". Where the master
+ * flags were never set (a CLI's selfUpdate, a test) nothing changes.
+ */
+export function optimizeWhileStreaming(): () => void {
+  if (!set) return () => undefined;
+  if (streaming++ === 0) for (const flag of STREAMING_FLAGS) v8.setFlagsFromString(flag);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--streaming === 0) for (const flag of MASTER_FLAGS) v8.setFlagsFromString(flag);
+  };
 }
