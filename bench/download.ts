@@ -2,7 +2,9 @@
  * Download and staging rate, side by side: the master downloading a release of --mb= MiB (1024 by
  * default) from a local release server, then `curl` writing the same bytes from the same server
  * to a file, alternated over --rounds= rounds (3 by default), with the ratio taken within each
- * round. Also the master's peak RSS growth (VmHWM after clear_refs) during the download.
+ * round. Also the master's peak RSS growth (VmHWM after clear_refs) during the download, what
+ * stays in its RSS 3 s after (anonymous / file-backed), and a second baseline: curl to a file,
+ * then OpenSSL's sha256 of it (the floor of what the master does, which curl alone does not).
  * `BENCH_DIST=<dir>` benchmarks another build (e.g. the one before a change) with the same script.
  *
  *   node --import tsx bench/download.ts [--mb=1024] [--rounds=3]
@@ -22,14 +24,20 @@ import { peakDownload } from './upgrade.ts';
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
 
-/** curl writing the release to a file: wall time and its CPU (user+sys, from the shell's `times`). */
-async function curlToFile(server: ReleaseServer, size: number): Promise<{ wallMs: number; cpuMs: number }> {
+/**
+ * curl writing the release to a file: wall time and its CPU (user+sys, from the shell's `times`).
+ * With `hash`, then `openssl dgst -sha256` of that file (OpenSSL's sha256, the one node:crypto
+ * runs): the floor of the work the master must do that curl does not, one step after the other
+ * on one thread, as the master's main thread does it. A second baseline, beside plain curl.
+ */
+async function curlToFile(server: ReleaseServer, size: number, hash = false): Promise<{ wallMs: number; cpuMs: number }> {
   const route = `/curl-${size}.bin`;
   server.publishGenerated(route, size, { sha256: false });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
   try {
     const started = performance.now();
-    const { stdout } = await run('bash', ['-c', 'curl -s -o "$1" "$2" && times', 'curl', path.join(dir, 'copy.bin'), server.url(route)]);
+    const script = hash ? 'curl -s -o "$1" "$2" && openssl dgst -sha256 "$1" >/dev/null && times' : 'curl -s -o "$1" "$2" && times';
+    const { stdout } = await run('bash', ['-c', script, 'curl', path.join(dir, 'copy.bin'), server.url(route)]);
     const wallMs = performance.now() - started;
     // The second line of `times` is the children's user and system time: 0m1.234s 0m0.567s.
     const line = stdout.trim().split('\n')[1] ?? '';
@@ -38,6 +46,10 @@ async function curlToFile(server: ReleaseServer, size: number): Promise<{ wallMs
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function signedMb(bytes: number): string {
+  return `${bytes < 0 ? '−' : '+'}${(Math.abs(bytes) / MiB).toFixed(1)} MB`;
 }
 
 function argument(name: string, fallback: number): number {
@@ -56,17 +68,22 @@ export async function downloadSection(): Promise<SectionResult> {
       log(`download: round ${round}/${rounds}, ${size / MiB} MiB, load average ${loadAverage()}`);
       const download = await peakDownload(server, size);
       const curl = await curlToFile(server, size);
+      const floor = await curlToFile(server, size, true);
       const rate = size / MiB / (download.downloadMs / 1000);
       const curlRate = size / MiB / (curl.wallMs / 1000);
-      data.push({ round, download, curl, rate, curlRate, load: loadAverage() });
+      const floorRate = size / MiB / (floor.wallMs / 1000);
+      data.push({ round, download, curl, floor, rate, curlRate, floorRate, load: loadAverage() });
       rows.push([
         String(round),
         `${rate.toFixed(0)} MB/s`,
         `${curlRate.toFixed(0)} MB/s`,
         `${(rate / curlRate).toFixed(2)}×`,
+        `${floorRate.toFixed(0)} MB/s, ${(floor.cpuMs / 1000).toFixed(2)} s`,
+        `${(rate / floorRate).toFixed(2)}×`,
         `${(download.cpuMs / 1000).toFixed(2)} s`,
         `${(curl.cpuMs / 1000).toFixed(2)} s`,
         `+${((download.peakRss - download.rssBefore) / MiB).toFixed(1)} MB`,
+        `${signedMb(download.idleAfter.anon - download.idleBefore.anon)} / ${signedMb(download.idleAfter.file - download.idleBefore.file)}`,
         `${(download.totalMs / 1000).toFixed(2)} s`,
         loadAverage(),
       ]);
@@ -78,7 +95,7 @@ export async function downloadSection(): Promise<SectionResult> {
   const markdown = [
     `### Download of ${size / MiB} MiB: the master vs curl, same server, same run (build ${distDir})`,
     '',
-    table(['round', 'overseer (first → last byte)', 'curl → file', 'overseer ÷ curl', 'master CPU, publish → rejected', 'curl CPU', 'master peak RSS growth', 'published → rejected', 'load average'], rows),
+    table(['round', 'overseer (first → last byte)', 'curl → file', 'overseer ÷ curl', 'curl → file, then sha256 (rate, CPU)', 'overseer ÷ that', 'master CPU, publish → rejected', 'curl CPU', 'master peak RSS growth', 'idle master after, anon / file', 'published → rejected', 'load average'], rows),
     '',
     `Median overseer ÷ curl: ${median(ratios).toFixed(2)}×. CPU time (utime+stime from /proc and the shell's \`times\`) is steadier than wall time on a shared machine.`,
   ].join('\n');

@@ -88,6 +88,9 @@ interface DownloadResult {
   /** The master's CPU (utime+stime) from publishing to the rejection. */
   readonly cpuMs: number;
   readonly outcome: string;
+  /** The master's RSS, anonymous and file-backed, before the download and 3 s after the rejection: what the download leaves in an idle master. */
+  readonly idleBefore: { anon: number; file: number };
+  readonly idleAfter: { anon: number; file: number };
 }
 
 /**
@@ -106,7 +109,7 @@ export async function peakDownload(server: ReleaseServer, size: number, execArgv
   const route = `/big-${size}.mjs`;
   const master = await startDownloadMaster(server, route, execArgv);
   try {
-    const rssBefore = memory(master.masterPid).rss;
+    const { rss: rssBefore, anon: anonBefore, file: fileBefore } = memory(master.masterPid);
     resetPeak(master.masterPid);
     const fromIndex = master.events.length;
     server.publishGenerated(route, size, { sha256: false });
@@ -119,7 +122,12 @@ export async function peakDownload(server: ReleaseServer, size: number, execArgv
     const progress = master.events.slice(fromIndex).filter((event) => event.type === 'upgrade-progress');
     const last = progress.findLast((event) => event.type === 'upgrade-progress' && event.received === size);
     const peakRss = memory(master.masterPid).hwm;
+    // What stays once the master is idle again (a poll every 100 ms meanwhile, as before it).
+    await sleep(3000);
+    const after = memory(master.masterPid);
     return {
+      idleBefore: { anon: anonBefore, file: fileBefore },
+      idleAfter: { anon: after.anon, file: after.file },
       size,
       rssBefore,
       peakRss,

@@ -93,3 +93,69 @@ test('a hot WebAssembly function stays on Liftoff once the flags are set (llhttp
     assert.deepEqual([flagged.liftoff, flagged.turbofan], [true, false], `${flags === true ? 'setPollingMasterFlags' : 'limitWasmCompilation'}: the function stayed on Liftoff (${JSON.stringify(flagged)})`);
   }
 });
+
+const bundleUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/upgrade/bundle.ts')).href;
+
+/**
+ * Stages a plain release of `mib` MiB (stageRelease, 1 MiB chunks) in a polling master's flags;
+ * with `spinAt` MiB sent, the body spins a hot function up to `during` rounds (stopping once it
+ * is optimized) and, when `failAt` is set, then breaks off. Once staging settled, a second hot
+ * function spins `after` rounds. Prints both optimization statuses.
+ */
+function stagingBody({ mib, spinAt, during, after, failAt }: { mib: number; spinAt: number; during: number; after: number; failAt?: number }): string {
+  return `
+    import fs from 'node:fs';
+    import os from 'node:os';
+    import path from 'node:path';
+    import { stageRelease } from ${JSON.stringify(bundleUrl)};
+    const spin = async (fn, rounds) => {
+      let sum = 0;
+      let round = 0;
+      for (; round < rounds; round++) {
+        for (let i = 0; i < 20_000; i++) sum = fn(sum, i);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (%GetOptimizationStatus(fn) & 16) break;
+      }
+      spun = Math.max(spun, round);
+      return %GetOptimizationStatus(fn);
+    };
+    let spun = 0;
+    function during(a, b) { return (a * 31 + b) | 0; }
+    function after(a, b) { return (a * 37 + b) | 0; }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-flags-'));
+    const bundlePath = path.join(dir, 'app.mjs');
+    fs.writeFileSync(bundlePath, 'old');
+    let duringStatus;
+    async function* body() {
+      for (let mib = 0; mib < ${mib}; mib++) {
+        if (mib === ${spinAt}) duringStatus = await spin(during, ${during});
+        if (mib === ${failAt ?? -1}) throw new Error('broke off');
+        yield Buffer.alloc(1024 * 1024, mib);
+      }
+    }
+    const outcome = await stageRelease({ bundlePath, body: body(), maxBytes: 1024 ** 3, prehash: false }).then(() => 'staged', (error) => error.code);
+    const afterStatus = await spin(after, ${after});
+    fs.rmSync(dir, { recursive: true, force: true });
+    console.log(JSON.stringify({ outcome, during: duringStatus, after: afterStatus, rounds: spun }));
+  `;
+}
+
+test('a large plain release streams with TurboFan back on, and the tiers are off again once it ends, staged or failed', async () => {
+  // The control (no master flags) says how many rounds this machine needs to optimize a hot function.
+  const control = await probe<{ during: number; after: number; rounds: number }>(false, stagingBody({ mib: 40, spinAt: 36, during: CONTROL_ROUNDS, after: CONTROL_ROUNDS }));
+  assert.ok(control.during & 16 && control.after & 16, `without the flags both functions are optimized (${JSON.stringify(control)})`);
+  const rounds = 2 * control.rounds + 10;
+  for (const failAt of [undefined, 38]) {
+    const flagged = await probe<{ outcome: string; during: number; after: number }>(true, stagingBody({ mib: 40, spinAt: 36, during: rounds, after: rounds, ...(failAt === undefined ? {} : { failAt }) }));
+    assert.equal(flagged.outcome, failAt === undefined ? 'staged' : 'ERR_OVERSEER_DOWNLOAD_FAILED');
+    assert.ok(flagged.during & 16, `past 32 MiB a hot function is optimized (${JSON.stringify(flagged)})`);
+    assert.equal(flagged.after & 16, 0, `once the release ${failAt === undefined ? 'is staged' : 'broke off'}, a hot function stays unoptimized (${JSON.stringify(flagged)})`);
+  }
+});
+
+test('a release that stays small streams without the optimizing tiers', async () => {
+  const control = await probe<{ during: number; rounds: number }>(false, stagingBody({ mib: 8, spinAt: 7, during: CONTROL_ROUNDS, after: 0 }));
+  assert.ok(control.during & 16, `without the flags the function is optimized (${JSON.stringify(control)})`);
+  const flagged = await probe<{ during: number }>(true, stagingBody({ mib: 8, spinAt: 7, during: 2 * control.rounds + 10, after: 0 }));
+  assert.equal(flagged.during & 16, 0, `at 7 MiB a hot function stays unoptimized (${JSON.stringify(flagged)})`);
+});
