@@ -94,13 +94,17 @@ test('a hot WebAssembly function stays on Liftoff once the flags are set (llhttp
   }
 });
 
+/** Node 22's V8 (12) gets no tier back while it streams (master-flags.ts, STREAMING_FLAGS). */
+const optimizesWhileStreaming = Number(process.versions.v8.split('.')[0]) !== 12;
+
 const bundleUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/upgrade/bundle.ts')).href;
 
 /**
  * Stages a plain release of `mib` MiB (stageRelease, 1 MiB chunks) in a polling master's flags;
  * with `spinAt` MiB sent, the body spins a hot function up to `during` rounds (stopping once it
  * is optimized) and, when `failAt` is set, then breaks off. Once staging settled, a second hot
- * function spins `after` rounds. Prints both optimization statuses.
+ * function spins `after` rounds, or twice what the first needed if more (none when 0). Prints
+ * both optimization statuses and the rounds the first took.
  */
 function stagingBody({ mib, spinAt, during, after, failAt }: { mib: number; spinAt: number; during: number; after: number; failAt?: number }): string {
   return `
@@ -116,10 +120,11 @@ function stagingBody({ mib, spinAt, during, after, failAt }: { mib: number; spin
         await new Promise((resolve) => setTimeout(resolve, 2));
         if (%GetOptimizationStatus(fn) & 16) break;
       }
-      spun = Math.max(spun, round);
+      spun = round;
       return %GetOptimizationStatus(fn);
     };
     let spun = 0;
+    let duringRounds = 0;
     function during(a, b) { return (a * 31 + b) | 0; }
     function after(a, b) { return (a * 37 + b) | 0; }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-flags-'));
@@ -128,27 +133,33 @@ function stagingBody({ mib, spinAt, during, after, failAt }: { mib: number; spin
     let duringStatus;
     async function* body() {
       for (let mib = 0; mib < ${mib}; mib++) {
-        if (mib === ${spinAt}) duringStatus = await spin(during, ${during});
+        if (mib === ${spinAt}) {
+          duringStatus = await spin(during, ${during});
+          duringRounds = spun;
+        }
         if (mib === ${failAt ?? -1}) throw new Error('broke off');
         yield Buffer.alloc(1024 * 1024, mib);
       }
     }
     const outcome = await stageRelease({ bundlePath, body: body(), maxBytes: 1024 ** 3, prehash: false }).then(() => 'staged', (error) => error.code);
-    const afterStatus = await spin(after, ${after});
+    // After: at least twice the rounds the body's function needed to be optimized.
+    const afterStatus = ${after} === 0 ? 0 : await spin(after, Math.max(${after}, 2 * duringRounds + 10));
     fs.rmSync(dir, { recursive: true, force: true });
-    console.log(JSON.stringify({ outcome, during: duringStatus, after: afterStatus, rounds: spun }));
+    console.log(JSON.stringify({ outcome, during: duringStatus, after: afterStatus, rounds: duringRounds }));
   `;
 }
 
-test('a large plain release streams with TurboFan back on, and the tiers are off again once it ends, staged or failed', async () => {
+test('a large plain release streams with an optimizing tier back on, and the tiers are off again once it ends, staged or failed', async () => {
   // The control (no master flags) says how many rounds this machine needs to optimize a hot function.
   const control = await probe<{ during: number; after: number; rounds: number }>(false, stagingBody({ mib: 40, spinAt: 36, during: CONTROL_ROUNDS, after: CONTROL_ROUNDS }));
   assert.ok(control.during & 16 && control.after & 16, `without the flags both functions are optimized (${JSON.stringify(control)})`);
-  const rounds = 2 * control.rounds + 10;
   for (const failAt of [undefined, 38]) {
-    const flagged = await probe<{ outcome: string; during: number; after: number }>(true, stagingBody({ mib: 40, spinAt: 36, during: rounds, after: rounds, ...(failAt === undefined ? {} : { failAt }) }));
+    // The body's function gets as long as the control allowed (it stops once optimized; Maglev,
+    // on Node 22 and 24, may need more rounds than TurboFan did in the control).
+    const flagged = await probe<{ outcome: string; during: number; after: number }>(true, stagingBody({ mib: 40, spinAt: 36, during: CONTROL_ROUNDS, after: 2 * control.rounds + 10, ...(failAt === undefined ? {} : { failAt }) }));
     assert.equal(flagged.outcome, failAt === undefined ? 'staged' : 'ERR_OVERSEER_DOWNLOAD_FAILED');
-    assert.ok(flagged.during & 16, `past 32 MiB a hot function is optimized (${JSON.stringify(flagged)})`);
+    if (optimizesWhileStreaming) assert.ok(flagged.during & 16, `past 32 MiB a hot function is optimized (${JSON.stringify(flagged)})`);
+    else assert.equal(flagged.during & 16, 0, `on V8 12 (Node 22) no tier comes back: a hot function stays unoptimized (${JSON.stringify(flagged)})`);
     assert.equal(flagged.after & 16, 0, `once the release ${failAt === undefined ? 'is staged' : 'broke off'}, a hot function stays unoptimized (${JSON.stringify(flagged)})`);
   }
 });
