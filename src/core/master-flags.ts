@@ -48,12 +48,13 @@ const MASTER_FLAGS = [
  * What optimizeWhileStreaming sets while a large release streams, and then MASTER_FLAGS again
  * (999 is V8's default --max-opt): one optimizing tier, chosen per engine from what each did to a
  * 1 GiB download (benchmarks.md §9 "Download and staging"):
- * - V8 13+ (Node 24): Maglev. ~10 % less CPU, peak +7 MB, ~1.7 MB left in the idle master after.
- *   TurboFan there: peak +11-12.5 MB, ~6-9 MB left (its pages of the node binary, an arena).
+ * - V8 13+ (Node 24): Maglev. ~10 % less CPU, peak +6.5-8 MB, ~2.3 MB left in the idle master
+ *   after the first. TurboFan there: peak +11-12.5 MB, ~6-9 MB left (its pages of the node binary).
  * - V8 12 (Node 22): none. Maglev set at run time never optimizes there, and TurboFan took the
  *   peak to +11.4 MB (target +8) and left ~6 MB.
  * - V8 11 (Node 20): TurboFan (Maglev set at run time never optimizes there either). ~10 % less
- *   CPU, peak +7-8 MB, ~2.5 MB left after the first large download (none more after the next).
+ *   CPU, peak +7-8 MB, ~2.5 MB left after the first large download (the next ones add what they
+ *   did before).
  */
 const STREAMING_FLAGS: readonly string[] = ((major) => {
   if (major >= 13) return ['--max-opt=999', '--maglev'];

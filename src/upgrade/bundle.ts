@@ -85,7 +85,7 @@ const WRITE_GATHER_BYTES = 256 * 1024;
 /**
  * Past this many bytes a plain release's body runs with the master's optimizing tier back on
  * (optimizeWhileStreaming): a poll's responses and small releases never get here, so an idle
- * master compiles nothing; a large release streams ~15 % cheaper (benchmarks.md §9).
+ * master compiles nothing; a large release streams with ~10 % less CPU (benchmarks.md §9).
  */
 const OPTIMIZE_AFTER_BYTES = 32 * 1024 * 1024;
 const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
