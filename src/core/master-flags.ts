@@ -34,9 +34,10 @@ const MASTER_FLAGS = [
   // function of Node's own (the argument validators' wrapper) made V8 page in TurboFan's
   // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits. JS keeps
   // Sparkplug's baseline code. The app's top-level code after this point is not optimized
-  // either: a long loop there runs at baseline speed. A large download turns one optimizing tier
-  // back on while it streams (optimizeWhileStreaming below: without it 1 GiB took ~10 % more CPU,
-  // benchmarks.md §9 "Download and staging"). Set after start, --max-opt alone
+  // either: a long loop there runs at baseline speed. A 1 GiB download takes ~15 % more CPU
+  // (1.8-1.9 s against 1.6; its peak RSS is 4-5 MB lower: nothing compiles mid-download), a
+  // trade worth it in a process that downloads now and then and waits for months (benchmarks.md
+  // §9 "Download and staging"). Set after start, --max-opt alone
   // is not enough on Node 24 (Maglev, on there by default, and TurboFan still run): the two
   // tiers are also turned off by name.
   '--max-opt=1',
@@ -44,27 +45,8 @@ const MASTER_FLAGS = [
   '--no-turbofan',
 ];
 
-/**
- * What optimizeWhileStreaming sets while a large release streams, and then MASTER_FLAGS again
- * (999 is V8's default --max-opt): one optimizing tier, chosen per engine from what each did to a
- * 1 GiB download (benchmarks.md §9 "Download and staging"):
- * - V8 13+ (Node 24): Maglev. ~10 % less CPU, peak +6.5-8 MB, ~2.3 MB left in the idle master
- *   after the first. TurboFan there: peak +11-12.5 MB, ~6-9 MB left (its pages of the node binary).
- * - V8 12 (Node 22): none. Maglev set at run time never optimizes there, and TurboFan took the
- *   peak to +11.4 MB (target +8) and left ~6 MB.
- * - V8 11 (Node 20): TurboFan (Maglev set at run time never optimizes there either). ~10 % less
- *   CPU, peak +7-8 MB, ~2.5 MB left after the first large download (the next ones add what they
- *   did before).
- */
-const STREAMING_FLAGS: readonly string[] = ((major) => {
-  if (major >= 13) return ['--max-opt=999', '--maglev'];
-  if (major === 12) return [];
-  return ['--max-opt=999', '--turbofan'];
-})(Number(process.versions.v8.split('.')[0]));
-
 let wasmLimited = false;
 let set = false;
-let streaming = 0;
 
 /**
  * Keeps WebAssembly compiled from now on in this process on Liftoff. The fetchers call it before
@@ -83,23 +65,4 @@ export function setPollingMasterFlags(): void {
   set = true;
   limitWasmCompilation();
   for (const flag of MASTER_FLAGS) v8.setFlagsFromString(flag);
-}
-
-/**
- * Lets V8 optimize JavaScript again while a large release streams through a polling master
- * (bundle.ts calls it once a body passes a size no poll's small responses reach), and returns
- * the function that turns the tiers off again once the last such download ends. The body path
- * takes ~10 % less CPU optimized; what the compiler leaves behind (its code pages, a compile
- * thread's malloc arena) is measured in benchmarks.md §9 "Download and staging". Where the master
- * flags were never set (a CLI's selfUpdate, a test), or on Node 22 (STREAMING_FLAGS), nothing changes.
- */
-export function optimizeWhileStreaming(): () => void {
-  if (!set || STREAMING_FLAGS.length === 0) return () => undefined;
-  if (streaming++ === 0) for (const flag of STREAMING_FLAGS) v8.setFlagsFromString(flag);
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    if (--streaming === 0) for (const flag of MASTER_FLAGS) v8.setFlagsFromString(flag);
-  };
 }

@@ -10,7 +10,6 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { optimizeWhileStreaming } from '../core/master-flags.js';
 import { OverseerError, isOverseerError } from '../errors.js';
 import { withBundleLock } from './lock.js';
 import { BodyWriteError, writeBody } from './write-body.js';
@@ -82,12 +81,6 @@ const previousSuffix = '.previous';
  * and one gathering are held until written).
  */
 const WRITE_GATHER_BYTES = 256 * 1024;
-/**
- * Past this many bytes a plain release's body runs with the master's optimizing tier back on
- * (optimizeWhileStreaming): a poll's responses and small releases never get here, so an idle
- * master compiles nothing; a large release streams with ~10 % less CPU (benchmarks.md §9).
- */
-const OPTIMIZE_AFTER_BYTES = 32 * 1024 * 1024;
 const FILE_SYSCALLS = new Set(['open', 'write', 'writev', 'close', 'fsync', 'fdatasync']);
 
 function errorText(error: unknown): string {
@@ -172,19 +165,14 @@ async function plainToFile(
     source.destroy();
     throw new BodyWriteError(error as NodeJS.ErrnoException);
   }
-  let stopOptimizing: (() => void) | undefined;
   try {
     await writeBody(source, file.fd, {
       gather: WRITE_GATHER_BYTES,
-      onChunk: (chunk) => {
-        raw.add(chunk);
-        if (stopOptimizing === undefined && raw.bytes >= OPTIMIZE_AFTER_BYTES) stopOptimizing = optimizeWhileStreaming();
-      },
+      onChunk: (chunk) => raw.add(chunk),
       ...(onWait === undefined ? {} : { onWait }),
       ...(signal === undefined ? {} : { signal }),
     });
   } finally {
-    stopOptimizing?.();
     await file.close();
   }
 }
