@@ -60,6 +60,7 @@ async function upgraderFor(config: MasterConfig): Promise<((host: UpgradeHost) =
     return {
       start: () => upgrader.start(),
       pollNow: () => upgrader.loop.pollNow(),
+      busy: () => upgrader.loop.polling,
       // A CLI under noRestart lets an upgrade under way land before the master exits.
       stop: () => upgrader.loop.stop(config.noRestart),
     };

@@ -7,12 +7,12 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-type Collect = (options?: { type: 'minor' | 'major' }) => void;
+type Collect = (options?: { type: 'minor' | 'major'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
 
 let collect: Collect | null | undefined;
 
-/** Collects the young generation, where spent read buffers sit; a no-op if V8 refuses. */
-export function collectYoungGarbage(): void {
+/** V8's `gc` extension, reached without giving the app's global scope a `gc`; null if V8 refuses. */
+function gcFunction(): Collect | null {
   if (collect === undefined) {
     try {
       // The flag only reaches contexts made after it: the app's global scope gets no `gc`.
@@ -22,7 +22,21 @@ export function collectYoungGarbage(): void {
       collect = null;
     }
   }
-  collect?.({ type: 'minor' });
+  return collect;
+}
+
+/** Collects the young generation, where spent read buffers sit; a no-op if V8 refuses. */
+export function collectYoungGarbage(): void {
+  gcFunction()?.({ type: 'minor' });
+}
+
+/**
+ * V8's memory-reducing full collection ("last resort": several mark-compacts with compaction,
+ * free pages returned to the system), where a plain full GC frees objects but keeps their
+ * pages. Node 20–24 take the `flavor` option. For a master gone quiet (core/idle-gc.ts).
+ */
+export function releaseMemory(): void {
+  gcFunction()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /** A pacer: call it with the bytes seen so far; call `idle` when the reader waits anyway. */
