@@ -79,7 +79,7 @@ export class IdleCollector {
 
   #arm(): void {
     clearTimeout(this.#timer);
-    const now = performance.now();
+    const now = Date.now();
     const at = Math.max(now + this.#quietMs, this.#last + this.#minGapMs);
     // unref: a pending collection never keeps the master alive.
     this.#timer = setTimeout(() => this.#fire(), at - now).unref();
@@ -98,11 +98,12 @@ export class IdleCollector {
     const cpu = process.cpuUsage();
     const started = performance.now();
     this.#collect();
-    this.#last = performance.now();
+    const durationMs = performance.now() - started;
+    this.#last = Date.now();
     if (channel.hasSubscribers) {
       const spent = process.cpuUsage(cpu);
       channel.publish({
-        durationMs: this.#last - started,
+        durationMs,
         cpuMs: (spent.user + spent.system) / 1000,
         rssBefore,
         rssAfter: process.memoryUsage.rss(),
