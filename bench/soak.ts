@@ -93,7 +93,6 @@ export async function soakSection(): Promise<SectionResult> {
   const tempsBefore = tempsOf(master.masterPid);
   const started = performance.now();
   let done = 0;
-  // Does this build collect when idle? Its start is work: one comes soon after, or never.
   let collects = false;
   const read = async (wait = collects): Promise<Point> => {
     const collection = wait ? await master.waitIdleCollection(master.idleCollections.length, 70_000) : master.idleCollections.at(-1);
@@ -117,10 +116,13 @@ export async function soakSection(): Promise<SectionResult> {
   };
   try {
     await sleep(500);
+    // Right after the start (a master does not collect for its start alone).
+    points.push(await read(false));
+    // Does this build collect when idle? The quiet after the first handoff tells.
+    await master.restart!();
+    done++;
     collects = (await master.waitIdleCollection(0, 5_000)) !== undefined;
     log(`soak: this build ${collects ? 'collects when idle: each reading waits for that collection' : 'has no idle collection'}`);
-    // The first reading follows the collection after the start.
-    points.push(await read(false));
     while (done < target && performance.now() < deadline) {
       await master.restart!();
       done++;

@@ -6,8 +6,9 @@
  * and returns free pages) once the work is over gives them back.
  *
  * The policy, in one place:
- * - Work is anything the master reports (each of its events) and each poll's end; `busy()` says
- *   whether work is still under way (a poll or download, a child starting or draining).
+ * - Work is anything the master reports (each of its events) from its first child's ready on, and
+ *   each poll's end; `busy()` says whether work is still under way (a poll or download, a child
+ *   starting or draining). The start alone does not count (master.ts says why).
  * - A collection runs QUIET_MS after the last work ended, only if nothing is under way then
  *   (never mid-handoff, never mid-download), and only if there was work since the last one.
  * - At most one per MIN_GAP_MS: a master polling every 200 ms collects about twice a minute, not

@@ -80,6 +80,8 @@ export class Master implements UpgradeHost {
   readonly #cleanups: Array<() => void> = [];
   readonly #restartSignals: readonly NodeJS.Signals[];
   readonly #startedAt = Date.now();
+  /** The first child is ready (or gone): from here on, events are work the idle collection follows. */
+  #started = false;
   /** Gives memory back once the master goes quiet after work (idle-gc.ts). */
   readonly #idle = new IdleCollector({ busy: () => this.#children.busy || this.#poller?.busy?.() === true });
   #lastHandoff: MasterStatus['lastHandoff'];
@@ -111,7 +113,10 @@ export class Master implements UpgradeHost {
       emit(body);
       this.#watch(body);
       // Every event is work done or under way: the idle collection waits for the quiet after it.
-      this.#idle.activity();
+      // The start is not: a collection after it alone cost an idle master 0.5 MB (the GC's own
+      // code paged in) for nothing given back (docs/benchmarks.md §9).
+      if (this.#started) this.#idle.activity();
+      if (body.type === 'child-ready' || body.type === 'child-exited') this.#started = true;
     };
     this.#children = new Children({
       config, launcher: options.launcher, log, emit: this.emit,

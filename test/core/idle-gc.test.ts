@@ -71,8 +71,8 @@ test('a master polling every 200 ms collects once when it goes quiet, not after 
 });
 
 test('a master never collects mid-handoff: the collection waits until the handoff is over, then runs once', async () => {
-  // The first child asks for a restart as soon as it is ready, inside the quiet wait after the
-  // start; the next child takes 800 ms to start. The collection the start armed must wait.
+  // The first child asks for a restart as soon as it is ready; the next child takes 800 ms to
+  // start, far past the quiet wait the handoff's first event armed: the collection must wait.
   const master = await startMaster(fixture('idle-gc.mjs'), { env: { IDLE_RESTART_DIR: tempDir(), IDLE_START_MS: '800' } });
   masters.push(master);
   const completed = await master.waitFor('handoff-completed', undefined, 30_000);
@@ -82,6 +82,6 @@ test('a master never collects mid-handoff: the collection waits until the handof
   const started = events.findIndex((event) => event.type === 'handoff-started');
   const first = events.indexOf(collection as never);
   assert.ok(started >= 0 && first > events.indexOf(completed as never), `one collection, after the handoff (started at event ${started}, completed at ${events.indexOf(completed as never)}, collection at ${first})\n${master.report()}`);
-  assert.equal(collections(master).length, 1, `the start and the handoff were one busy spell: one collection\n${master.report()}`);
+  assert.equal(collections(master).length, 1, `one busy spell, one collection\n${master.report()}`);
   await master.stop();
 });
