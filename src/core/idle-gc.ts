@@ -15,8 +15,9 @@
  *   after every poll; one polling every 5 minutes collects once after each poll. A burst of
  *   handoffs is collected once, after its last one.
  *
- * Its cost (docs/benchmarks.md §9, Node 20, 2 cores): 5–15 ms of main-thread time on a polling
- * master's ~10 MB heap, so twice a minute at most is under 0.05 % of one core.
+ * Its cost (docs/benchmarks.md §9, 2 cores): 12–30 ms of main-thread time, 20–31 ms of CPU, on
+ * a polling master's ~10 MB heap (Node 20–24), so at most ~0.1 % of one core at the 30 s cap;
+ * it grows with the heap.
  */
 import dc from 'node:diagnostics_channel';
 import { releaseMemory } from '../upgrade/memory.js';
