@@ -2,8 +2,8 @@
  * Gives memory back once the master goes quiet after work. A master's work (a poll, a download
  * and upgrade, a handoff or restart) leaves garbage and freed pages behind; V8's ordinary
  * collections reclaim the objects but keep the pages, so RSS stays at its high-water mark. One
- * memory-reducing collection (memory.ts releaseMemory: V8's "last resort" full GC, which compacts
- * and returns free pages) once the work is over gives them back.
+ * memory-reducing collection (memory.ts releaseMemory: V8's "last resort" full GC on Node 22 and
+ * 24, compacting full GCs on Node 20) once the work is over gives them back.
  *
  * The policy, in one place:
  * - Work is anything the master reports (each of its events) from its first child's ready on, and
@@ -26,6 +26,8 @@ import { releaseMemory } from '../upgrade/memory.js';
 export const QUIET_MS = 100;
 /** The least time between two collections. */
 export const MIN_GAP_MS = 30_000;
+/** While work is under way, how often the backstop looks again (a long download, a probation). */
+const BUSY_RECHECK_MS = 1_000;
 
 /** Published after each collection: `{ durationMs, cpuMs, rssBefore, rssAfter }` (bytes). */
 export const IDLE_COLLECTION_CHANNEL = 'overseer:idle-collection';
@@ -79,10 +81,10 @@ export class IdleCollector {
     clearTimeout(this.#timer);
   }
 
-  #arm(): void {
+  #arm(wait = this.#quietMs): void {
     clearTimeout(this.#timer);
     const now = Date.now();
-    const at = Math.max(now + this.#quietMs, this.#last + this.#minGapMs);
+    const at = Math.max(now + wait, this.#last + this.#minGapMs);
     // unref: a pending collection never keeps the master alive.
     this.#timer = setTimeout(() => this.#fire(), at - now).unref();
   }
@@ -92,7 +94,7 @@ export class IdleCollector {
     if (this.#stopped || !this.#dirty) return;
     // Work under way ends with an event or a poll's end, which re-arms; this is a backstop.
     if (this.#busy()) {
-      this.#arm();
+      this.#arm(Math.max(this.#quietMs, BUSY_RECHECK_MS));
       return;
     }
     this.#dirty = false;

@@ -42,16 +42,26 @@ test('the idle collector: once per quiet spell, never while busy, at most one pe
     collector.activity();
     mock.timers.tick(100);
     assert.equal(collected, 2, 'collected once the work ended');
+    // Work that ends without a word (no event, no poll's end): the backstop looks again each second.
+    mock.timers.tick(10_000);
+    collector.activity();
+    busy = true;
+    mock.timers.tick(5_000);
+    assert.equal(collected, 2, 'still busy');
+    busy = false;
+    mock.timers.tick(1_000);
+    assert.equal(collected, 3, 'the backstop saw the work end');
+    mock.timers.tick(30_000);
     // Polls every 200 ms: at most one collection per gap, not one per poll.
     for (let poll = 0; poll < 100; poll++) {
       collector.activity();
       mock.timers.tick(200);
     }
-    assert.equal(collected, 4, '20 s of polls every 200 ms with a 10 s gap: two collections');
+    assert.equal(collected, 5, '20 s of polls every 200 ms with a 10 s gap: two collections');
     collector.stop();
     collector.activity();
     mock.timers.tick(60_000);
-    assert.equal(collected, 4, 'nothing after stop()');
+    assert.equal(collected, 5, 'nothing after stop()');
   } finally {
     mock.timers.reset();
   }
