@@ -29,6 +29,8 @@ if (env.OVERSEER_ROLE === undefined) {
     if (message.gc) globalThis.gc?.();
     process.send?.({ bench: 'usage', memory: process.memoryUsage(), cpu: process.cpuUsage() });
   });
+  // The master's idle collections (src/core/idle-gc.ts; a build without them publishes nothing).
+  process.getBuiltinModule('node:diagnostics_channel').subscribe('overseer:idle-collection', (message) => process.send?.({ bench: 'idle-collection', ...message }));
 }
 const spec = env.BENCH_FETCHER ? JSON.parse(env.BENCH_FETCHER) : undefined;
 // Only a master with a fetcher pays for importing the fetchers (none loads its client until it polls).

@@ -163,6 +163,15 @@ export async function startCluster(sched: 'rr' | 'none', options: StartOptions &
   };
 }
 
+export interface IdleCollection {
+  readonly durationMs: number;
+  readonly cpuMs: number;
+  readonly rssBefore: number;
+  readonly rssAfter: number;
+  /** When it reached the runner (performance.now()). */
+  readonly receivedAt: number;
+}
+
 export interface OverseerContender extends Contender {
   readonly masterPid: number;
   readonly events: OverseerEvent[];
@@ -170,6 +179,10 @@ export interface OverseerContender extends Contender {
   readonly dir: string;
   /** The master's own memory and CPU, asked over IPC (with a GC first when gc is true and the master has --expose-gc). */
   usage(gc?: boolean): Promise<{ memory: NodeJS.MemoryUsage; cpu: NodeJS.CpuUsage }>;
+  /** The master's idle collections so far (src/core/idle-gc.ts), each as published on its channel. */
+  readonly idleCollections: readonly IdleCollection[];
+  /** Resolves with the first idle collection after the `after`-th one, or undefined at the deadline. */
+  waitIdleCollection(after: number, timeoutMs: number): Promise<IdleCollection | undefined>;
   /** Kills the serving child with `signal`; resolves when a new child is ready (needs respawn). */
   killChild(signal: NodeJS.Signals): Promise<Restart>;
   waitEvent<T extends OverseerEvent['type']>(type: T, match?: (event: Extract<OverseerEvent, { type: T }>) => boolean, timeoutMs?: number, fromIndex?: number): Promise<Extract<OverseerEvent, { type: T }>>;
@@ -206,8 +219,15 @@ export async function startOverseer(options: OverseerStartOptions = {}): Promise
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   const usageWaiters: Array<(value: { memory: NodeJS.MemoryUsage; cpu: NodeJS.CpuUsage }) => void> = [];
+  const idleCollections: IdleCollection[] = [];
+  const idleWaiters = new Set<() => void>();
   child.on('message', (message: { bench?: string; memory?: NodeJS.MemoryUsage; cpu?: NodeJS.CpuUsage }) => {
     if (message.bench === 'usage' && message.memory && message.cpu) usageWaiters.shift()?.({ memory: message.memory, cpu: message.cpu });
+    if (message.bench === 'idle-collection') {
+      const { bench: _, ...rest } = message as unknown as IdleCollection & { bench: string };
+      idleCollections.push({ ...rest, receivedAt: performance.now() });
+      for (const waiter of idleWaiters) waiter();
+    }
   });
   const reporter = new Reporter(child, (message) => {
     const event = (message as { event?: OverseerEvent }).event;
@@ -253,6 +273,23 @@ export async function startOverseer(options: OverseerStartOptions = {}): Promise
     pids: () => [child.pid ?? -1, ...childPids()],
     servingPid: () => serving,
     waitEvent,
+    idleCollections,
+    waitIdleCollection(after, timeoutMs) {
+      return new Promise((resolve) => {
+        const check = () => {
+          if (idleCollections.length <= after) return;
+          done(idleCollections[after]);
+        };
+        const done = (value: IdleCollection | undefined) => {
+          clearTimeout(timer);
+          idleWaiters.delete(check);
+          resolve(value);
+        };
+        const timer = setTimeout(() => done(undefined), timeoutMs);
+        idleWaiters.add(check);
+        check();
+      });
+    },
     usage(gc = false) {
       return new Promise((resolve) => {
         usageWaiters.push(resolve);

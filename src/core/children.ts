@@ -120,6 +120,11 @@ export class Children {
     return this.#stopping !== undefined;
   }
 
+  /** True while a handoff runs or a child is starting or draining (core/idle-gc.ts waits for its end). */
+  get busy(): boolean {
+    return this.#running !== undefined || [...this.#children].some((record) => record.phase === 'starting' || record.phase === 'draining');
+  }
+
   /** True while a child serves (or is about to: the first one, before it is ready). */
   get serving(): boolean {
     return this.#current !== undefined;

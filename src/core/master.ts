@@ -17,6 +17,7 @@ import { Respawner } from './respawn.js';
 import { watchParent } from './orphan.js';
 import type { UpgradeHost } from '../upgrade/host.js';
 import { Probation, type ProbationStatus, type ProbationVerdict } from './probation.js';
+import { IdleCollector } from './idle-gc.js';
 import type { HealthReport } from './launch/launcher.js';
 
 export type { HandoffResult } from './children.js';
@@ -31,6 +32,8 @@ export interface Poller {
   pollNow(): void;
   /** Stops polling; runs first when the master stops. */
   stop(): Promise<void>;
+  /** True while a poll (with its download and install) is under way. */
+  busy?(): boolean;
 }
 
 export interface MasterOptions {
@@ -77,6 +80,10 @@ export class Master implements UpgradeHost {
   readonly #cleanups: Array<() => void> = [];
   readonly #restartSignals: readonly NodeJS.Signals[];
   readonly #startedAt = Date.now();
+  /** The first child is ready (or gone): from here on, events are work the idle collection follows. */
+  #started = false;
+  /** Gives memory back once the master goes quiet after work (idle-gc.ts). */
+  readonly #idle = new IdleCollector({ busy: () => this.#children.busy || this.#poller?.busy?.() === true });
   #lastHandoff: MasterStatus['lastHandoff'];
   #lastUpgrade: MasterStatus['lastUpgrade'];
   #exiting = false;
@@ -105,6 +112,11 @@ export class Master implements UpgradeHost {
       }
       emit(body);
       this.#watch(body);
+      // Every event is work done or under way: the idle collection waits for the quiet after it.
+      // The start is not: a collection after it alone cost an idle master 0.5 MB (the GC's own
+      // code paged in) for nothing given back (docs/benchmarks.md §9).
+      if (this.#started) this.#idle.activity();
+      if (body.type === 'child-ready' || body.type === 'child-exited') this.#started = true;
     };
     this.#children = new Children({
       config, launcher: options.launcher, log, emit: this.emit,
@@ -247,6 +259,11 @@ export class Master implements UpgradeHost {
     }
   }
 
+  /** UpgradeHost: a poll ended; the idle collection waits for the quiet after it. */
+  pollSettled(): void {
+    this.#idle.activity();
+  }
+
   /** Polls the release source now. False when this master has none. */
   pollNow(): boolean {
     if (!this.#poller) return false;
@@ -307,6 +324,7 @@ export class Master implements UpgradeHost {
     if (this.#exiting) return;
     this.#exiting = true;
     this.emit({ type: 'master-exiting', code, reason });
+    this.#idle.stop();
     const poller = this.#poller;
     for (const stop of [...(poller ? [() => poller.stop()] : []), ...this.#onStop]) {
       try {

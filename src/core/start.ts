@@ -25,7 +25,10 @@ export interface StartOptions {
 /** Resolves the bundle, hashes it, binds, forks the first child and starts polling for releases. */
 export async function startMaster(config: MasterConfig, options: StartOptions = {}): Promise<Master> {
   // First thing: the young generation grew in the first scavenges after run() was called.
-  if (config.fetcher) setPollingMasterFlags();
+  // Every master, with a fetcher or not: without them a master's own code kept being optimized on
+  // V8's worker threads through its handoffs, and their malloc arenas grew by ~1-2 MB over the
+  // first thousand (docs/benchmarks.md §9 "Soak"); with them they stay at ~0.2 MB.
+  setPollingMasterFlags();
   // A single executable application is its own bundle.
   const bundlePath = config.bundlePath ?? (isSea() ? process.execPath : path.resolve(process.argv[1] ?? ''));
   let sha256: string;
@@ -60,6 +63,7 @@ async function upgraderFor(config: MasterConfig): Promise<((host: UpgradeHost) =
     return {
       start: () => upgrader.start(),
       pollNow: () => upgrader.loop.pollNow(),
+      busy: () => upgrader.loop.polling,
       // A CLI under noRestart lets an upgrade under way land before the master exits.
       stop: () => upgrader.loop.stop(config.noRestart),
     };

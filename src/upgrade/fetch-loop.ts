@@ -12,6 +12,8 @@ export interface FetchLoopOptions {
   /** One poll; throwing counts as a failure and backs off. */
   readonly poll: (signal: AbortSignal) => Promise<void>;
   readonly onFailure: (error: unknown, retryInMs: number) => void;
+  /** Each poll ended, well or not (the master's idle collection counts it as work done). */
+  readonly onSettled?: (() => void) | undefined;
 }
 
 export class FetchLoop {
@@ -48,6 +50,11 @@ export class FetchLoop {
     await this.#options.fetcher.close?.();
   }
 
+  /** True while a poll (its download, check, install and handoff) is under way. */
+  get polling(): boolean {
+    return this.#current !== undefined;
+  }
+
   /** Polls as soon as minInterval allows, instead of waiting out the interval; never lost during a poll. */
   pollNow(): void {
     if (this.#wake) this.#wake.abort();
@@ -81,6 +88,7 @@ export class FetchLoop {
           this.#options.onFailure(error, delay);
         } finally {
           this.#current = undefined;
+          this.#options.onSettled?.();
         }
         await this.#wait(delay, began, hinted);
       } finally {

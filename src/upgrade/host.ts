@@ -44,4 +44,6 @@ export interface UpgradeHost {
   endProbation(): void;
   /** True while nothing serves (the failed child crashed). */
   readonly serving: boolean;
+  /** A poll ended (the master's idle collection, core/idle-gc.ts, waits for a quiet spell after it). */
+  pollSettled?(): void;
 }

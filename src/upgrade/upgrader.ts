@@ -91,6 +91,7 @@ export class Upgrader {
     this.loop = new FetchLoop({
       fetcher,
       minInterval: config.minFetchInterval,
+      onSettled: () => host.pollSettled?.(),
       poll: async (signal) => {
         await this.poll(signal);
         warnings.recovered(`polling ${fetcher.name} for releases works again`);
