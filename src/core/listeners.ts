@@ -150,20 +150,44 @@ export function closeAll(listeners: readonly BoundListener[]): void {
  */
 export async function startListening(listeners: readonly BoundListener[], backlog = 511): Promise<void> {
   if (listeners.length === 0) return;
+  // On failure the primer prints the index of the socket and listen()'s errno, and exits 1.
   const script = `
     const net = require('node:net');
     for (let i = 0; i < ${listeners.length}; i++) {
       const handle = net._createServerHandle(null, null, null, 3 + i);
-      if (typeof handle === 'number') process.exit(10);
-      if (handle.listen(${backlog}) !== 0) process.exit(11);
+      const errno = typeof handle === 'number' ? handle : handle.listen(${backlog});
+      if (errno !== 0) { process.stdout.write(i + ' ' + errno); process.exit(1); }
     }
     process.exit(0);`;
   const primer = spawn(process.execPath, ['-e', script], {
-    stdio: ['ignore', 'ignore', 'inherit', ...listeners.map((listener) => listener.handle.fd)],
+    stdio: ['ignore', 'pipe', 'inherit', ...listeners.map((listener) => listener.handle.fd)],
     env: { PATH: process.env.PATH ?? '' },
   });
+  let said = '';
+  primer.stdout?.setEncoding('utf8').on('data', (text: string) => (said += text));
   const [code] = (await once(primer, 'exit')) as [number | null];
-  if (code !== 0) {
-    throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `could not put ${listeners.map((listener) => listener.info.address).join(', ')} into listening state (helper exited with ${code})`);
+  if (code === 0) return;
+  const [index, errno] = said.split(' ').map(Number);
+  const listener = index === undefined ? undefined : listeners[index];
+  if (listener === undefined || errno === undefined || !Number.isInteger(errno)) {
+    throw new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `could not put ${listeners.map((each) => each.info.address).join(', ')} into listening state (its helper process exited with ${code})`);
   }
+  throw listenError(listener.info.address, errno);
+}
+
+/**
+ * listen() on a bound socket fails when another socket took the same port between the bind and
+ * the listen (both bound with SO_REUSEADDR, the other listened first): two programs started at
+ * once on one port.
+ */
+function listenError(address: string, errno: number): OverseerError {
+  const name = getSystemErrorName(errno);
+  if (name === 'EADDRINUSE') {
+    return new OverseerError(
+      'ERR_OVERSEER_ADDRESS_IN_USE',
+      `cannot listen on ${address}: another process started listening there at the same moment (EADDRINUSE); stop it or choose another address`,
+      { subject: address },
+    );
+  }
+  return new OverseerError('ERR_OVERSEER_BAD_ADDRESS', `cannot listen on ${address}: ${name}`, { subject: address });
 }

@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { Load, ask } from '../helpers/load.ts';
 import { fixture, startMaster, tempDir, until, type RunningMaster } from '../helpers/master.ts';
 import { parseAddress } from '../../src/core/config.ts';
-import { bindAll, closeAll } from '../../src/core/listeners.ts';
+import { bindAll, closeAll, startListening } from '../../src/core/listeners.ts';
 
 const app = fixture('app.mjs');
 const masters: RunningMaster[] = [];
@@ -187,6 +187,26 @@ describe('bind errors say their real cause', () => {
     const bound = await bindAll([parseAddress('127.0.0.1:0')]);
     closeAll(bound);
     if (process.getuid?.() !== 0) await assert.rejects(bindAll([parseAddress('127.0.0.1:81')]), /EACCES \(ports below 1024 need privileges/);
+  });
+
+  test('a port another process starts listening on between the bind and the listen is named, with its cause', async () => {
+    // The master binds, then another program (bound too, SO_REUSEADDR as Node binds) listens
+    // first: the race of two programs started at once on one port.
+    const [bound] = await bindAll([parseAddress('127.0.0.1:0')]);
+    assert.ok(bound);
+    const port = Number(bound.info.address.split(':').pop());
+    const other = net.createServer();
+    await new Promise<void>((resolve, reject) => other.once('error', reject).listen(port, '127.0.0.1', resolve));
+    try {
+      await assert.rejects(startListening([bound]), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'ERR_OVERSEER_ADDRESS_IN_USE');
+        assert.match(error.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: another process started listening there at the same moment \\(EADDRINUSE\\)`));
+        return true;
+      });
+    } finally {
+      other.close();
+      closeAll([bound]);
+    }
   });
 
   test('run() without any address warns in the master at start, and the program still runs', async () => {
