@@ -1,6 +1,6 @@
 /**
- * V8 flags a master with a fetcher sets for itself first thing in startMaster, to keep an idle
- * master small (docs/benchmarks.md §9 "Master memory"). Each is read by V8 when it next decides,
+ * V8 flags every master sets for itself first thing in startMaster, to keep it small while idle
+ * and flat through thousands of handoffs (docs/benchmarks.md §9 "Master memory" and "Soak"). Each is read by V8 when it next decides,
  * so setting it after start works; it is process-wide and never reaches the children, which get
  * only the master's command-line flags (execArgv). The master runs overseer and the top level of
  * the app's modules (its program runs in the children): what each flag does to that code is said
@@ -22,7 +22,7 @@ const WASM_FLAGS = [
   '--wasm-tier-up-filter=2147483647',
 ];
 
-/** The rest, for a polling master only. */
+/** The rest, for the master only (with a fetcher or without). */
 const MASTER_FLAGS = [
   // The young generation starts at 1 MB per semi-space and doubles when much survives a
   // scavenge; once grown it stays grown (+1.5 MB after a few polls). At 1 it never grows: the
@@ -32,7 +32,9 @@ const MASTER_FLAGS = [
   '--semi-space-growth-factor=1',
   // No optimizing tier (Maglev, TurboFan) for JavaScript from now on: after ~20 polls a hot
   // function of Node's own (the argument validators' wrapper) made V8 page in TurboFan's
-  // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits. JS keeps
+  // front end, +1.1 to +1.3 MB of the node binary, for no gain in a process that waits; and
+  // through a thousand handoffs the master's own code, optimized on V8's worker threads, grew
+  // their malloc arenas by 1-2 MB (0.16-0.18 MB with the flags: benchmarks.md §9 "Soak"). JS keeps
   // Sparkplug's baseline code. The app's top-level code after this point is not optimized
   // either: a long loop there runs at baseline speed. A 1 GiB download takes ~15 % more CPU
   // (1.8-1.9 s against 1.6; its peak RSS is 4-5 MB lower: nothing compiles mid-download), a
@@ -60,7 +62,7 @@ export function limitWasmCompilation(): void {
 }
 
 /** Sets WASM_FLAGS and MASTER_FLAGS once in this process; a flag this engine does not know is skipped by V8 with a message. */
-export function setPollingMasterFlags(): void {
+export function setMasterFlags(): void {
   if (set) return;
   set = true;
   limitWasmCompilation();

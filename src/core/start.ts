@@ -11,7 +11,7 @@ import { NodeLauncher } from './launch/node.js';
 import { isSea } from './launch/sea.js';
 import type { Launcher } from './launch/launcher.js';
 import { Master, type MasterConfig, type Poller } from './master.js';
-import { setPollingMasterFlags } from './master-flags.js';
+import { setMasterFlags } from './master-flags.js';
 
 export interface StartOptions {
   /** How children run. @default a NodeLauncher: a fork of the bundle that calls run() */
@@ -28,7 +28,7 @@ export async function startMaster(config: MasterConfig, options: StartOptions = 
   // Every master, with a fetcher or not: without them a master's own code kept being optimized on
   // V8's worker threads through its handoffs, and their malloc arenas grew by ~1-2 MB over the
   // first thousand (docs/benchmarks.md §9 "Soak"); with them they stay at ~0.2 MB.
-  setPollingMasterFlags();
+  setMasterFlags();
   // A single executable application is its own bundle.
   const bundlePath = config.bundlePath ?? (isSea() ? process.execPath : path.resolve(process.argv[1] ?? ''));
   let sha256: string;

@@ -17,14 +17,14 @@ const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core
 const CONTROL_ROUNDS = 2_000;
 
 /**
- * Runs `body` in a fresh node (tsx, natives syntax), after setPollingMasterFlags() when `withFlags`
+ * Runs `body` in a fresh node (tsx, natives syntax), after setMasterFlags() when `withFlags`
  * (or the fetchers' limitWasmCompilation() when 'wasm'); returns its JSON output.
  */
 async function probe<T>(withFlags: boolean | 'wasm', body: string): Promise<T> {
   const script = `
     import v8 from 'node:v8';
-    import { limitWasmCompilation, setPollingMasterFlags } from ${JSON.stringify(flagsUrl)};
-    if (${withFlags === true}) setPollingMasterFlags();
+    import { limitWasmCompilation, setMasterFlags } from ${JSON.stringify(flagsUrl)};
+    if (${withFlags === true}) setMasterFlags();
     if (${withFlags === 'wasm'}) limitWasmCompilation();
     ${body}
   `;
@@ -90,6 +90,6 @@ test('a hot WebAssembly function stays on Liftoff once the flags are set (llhttp
   assert.ok(control.turbofan, `without the flags the function tiers up (${JSON.stringify(control)})`);
   for (const flags of [true, 'wasm'] as const) {
     const flagged = await probe<{ liftoff: boolean; turbofan: boolean }>(flags, body(2 * control.rounds + 10));
-    assert.deepEqual([flagged.liftoff, flagged.turbofan], [true, false], `${flags === true ? 'setPollingMasterFlags' : 'limitWasmCompilation'}: the function stayed on Liftoff (${JSON.stringify(flagged)})`);
+    assert.deepEqual([flagged.liftoff, flagged.turbofan], [true, false], `${flags === true ? 'setMasterFlags' : 'limitWasmCompilation'}: the function stayed on Liftoff (${JSON.stringify(flagged)})`);
   }
 });
