@@ -33,7 +33,7 @@ export function collectYoungGarbage(): void {
 /** V8 12 (Node 22) on reads gc()'s options; V8 11.3 (Node 20) takes any object as `gc(true)`, a scavenge. */
 const GC_OPTIONS = Number(process.versions.v8.split('.')[0]) >= 12;
 /** Whoever started node asked for compaction on every full GC: leave it on. */
-const COMPACTING = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('compact-on-every-full-gc'));
+const COMPACTING = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => /(?:^|\s)--compact[-_]on[-_]every[-_]full[-_]gc(?![-_\w])/.test(arg));
 
 /**
  * A memory-reducing full collection, where a plain full GC frees objects but keeps (or even
