@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import { EVENT_LINE_PREFIX } from '../../src/protocol.ts';
 import { cleanupCli, cli, scratch } from '../helpers/cli.ts';
 import { until } from '../helpers/master.ts';
+import { exitCodeOf } from '../helpers/exit.ts';
 
 after(cleanupCli);
 
@@ -65,7 +66,7 @@ describe('overseer run: the bundle is never a program from PATH or a file outsid
     const master = spawn(process.execPath, [cli, 'run', ...FETCH, '--bundle', 'server.py', '--', 'python3', 'server.py'], { cwd: app, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     master.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exited = new Promise<number | null>((resolve) => master.once('exit', (code) => resolve(code)));
+    const exited = exitCodeOf(master, 'overseer run', () => stderr);
     try {
       const seen = (pattern: RegExp) => stderr.split('\n').some((line) => line.startsWith(EVENT_LINE_PREFIX) && pattern.test(line));
       await until('the release to be applied and its child to take over', () => {

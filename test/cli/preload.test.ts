@@ -12,6 +12,7 @@ import { isNodeProgram } from '../../src/core/launch/preload.ts';
 import { heldFor, listenTarget, parseSpec, type HeldSocket } from '../../src/preload/held.ts';
 import { loadRunSettings } from '../../src/cli/run-settings.ts';
 import { parseAppConfig } from '../../src/deploy/app-config.ts';
+import { exitCodeOf } from '../helpers/exit.ts';
 
 after(cleanupCli);
 
@@ -112,7 +113,7 @@ describe('overseer run, unmodified Node apps: listen(PORT) takes the held socket
     const master = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'run', '--no-preload', '--listen', `127.0.0.1:${port}`, '--env', `PORT=${port}`, '--', process.execPath, fixture('unmodified-http.mjs')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     master.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const code = await new Promise<number | null>((resolve) => master.once('exit', resolve));
+    const code = await exitCodeOf(master, 'overseer run --no-preload', () => stderr);
     assert.match(stderr, /EADDRINUSE/);
     assert.notEqual(code, 0);
   });

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { Load, ask } from '../helpers/load.ts';
 import { fixture, root, until } from '../helpers/master.ts';
+import { exitCodeOf } from '../helpers/exit.ts';
 
 const cli = `${root}/dist/src/cli/main.js`;
 const hasPython = spawnSync('python3', ['--version']).status === 0;
@@ -16,7 +17,7 @@ interface Cli {
   port: number;
   stderr: () => string;
   events: (type: string) => Array<Record<string, unknown>>;
-  exited: Promise<number | null>;
+  exited: PromiseLike<number | null>;
 }
 
 /** Starts `overseer run --debug …` and follows its lifecycle from the debug lines. */
@@ -26,7 +27,7 @@ async function runCli(args: string[], env: Record<string, string> = {}): Promise
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   child.stdout?.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitCodeOf(child, 'overseer run', () => stderr);
   const events = (type: string) => [...stderr.matchAll(new RegExp(`\\[overseer master\\] ${type} (\\{.*\\})`, 'g'))].map((match) => JSON.parse(match[1] ?? '{}') as Record<string, unknown>);
   const port = await until('the master to start', () => {
     const address = (events('master-started')[0]?.addresses as string[] | undefined)?.[0];

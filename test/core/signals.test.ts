@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { Load, ask } from '../helpers/load.ts';
 import { fixture, isAlive, startMaster, until, type RunningMaster } from '../helpers/master.ts';
+import { exitCodeOf } from '../helpers/exit.ts';
 
 const app = fixture('app.mjs');
 const masters: RunningMaster[] = [];
@@ -69,7 +70,7 @@ describe('signals and exit codes', () => {
     const proc = spawn(process.execPath, [app], { detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env } });
     let stdout = '';
     proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    const exited = exitCodeOf(proc, 'master', () => stdout);
     try {
       const port = await new Promise<number>((resolve) => {
         proc.on('message', (message: { event?: { type: string; addresses?: string[] } }) => {

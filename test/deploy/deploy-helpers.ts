@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { boundedExit } from '../helpers/exit.ts';
 import { fixture, isAlive, tempDir as makeTempDir, until } from '../helpers/master.ts';
 
 const server = fs.readFileSync(fixture('deploy-server.mjs'));
@@ -29,7 +30,8 @@ export function cleanUp(): void {
 
 export interface Deploy {
   readonly process: ChildProcess;
-  readonly exited: Promise<number | null>;
+  /** Its exit code; a wait on it fails after EXIT_DEADLINE_MS (scaled) with its stderr. */
+  readonly exited: PromiseLike<number | null>;
   stderr(): string;
   stdout(): string;
   /** The first match of `pattern` in stderr after `from` characters, once it is there. */
@@ -47,10 +49,10 @@ export function startDeploy(dir: string, args: string[] = []): Deploy {
     for (const match of chunk.matchAll(/(?:pid|child) (\d+)/g)) spawned.add(Number(match[1]));
   });
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     process: child,
-    exited,
+    exited: boundedExit(child, exit, 'overseer deploy', () => `its stderr:\n${stderr}`),
     stderr: () => stderr,
     stdout: () => stdout,
     line: (pattern, what, from = 0) => until(what, () => {

@@ -8,12 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OverseerEvent } from '../../src/events.ts';
+import { boundedExit } from './exit.ts';
+import { scale } from './scale.ts';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const fixture = (name: string) => path.join(root, 'test/fixtures', name);
 
-/** Deadlines scale with OVERSEER_TEST_TIMEOUT_SCALE on slow machines. */
-export const scale = Number(process.env.OVERSEER_TEST_TIMEOUT_SCALE ?? 1);
+export { scale };
 
 export interface RunningMaster {
   readonly process: ChildProcess;
@@ -24,7 +25,8 @@ export interface RunningMaster {
   readonly address: string;
   readonly port: number;
   waitFor<T extends OverseerEvent['type']>(type: T, predicate?: (event: Extract<OverseerEvent, { type: T }>) => boolean, timeoutMs?: number): Promise<Extract<OverseerEvent, { type: T }>>;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Its exit; a wait on it fails after EXIT_DEADLINE_MS (scaled) with the master's report. */
+  readonly exited: PromiseLike<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Pids of children that reported ready. */
   readyPids(): Set<number>;
   /**
@@ -126,7 +128,7 @@ export async function startMaster(script: string, options: StartOptions = {}): P
     address,
     port: Number(address.slice(address.lastIndexOf(':') + 1)),
     waitFor,
-    exited,
+    exited: boundedExit(child, exited, 'master', report),
     readyPids: () => new Set(events.flatMap((event) => (event.type === 'child-ready' ? [event.pid] : []))),
     report,
     async stop() {
