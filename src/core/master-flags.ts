@@ -9,7 +9,7 @@
 import v8 from 'node:v8';
 
 /** WebAssembly stays on Liftoff: set by every process that loads undici (limitWasmCompilation). */
-const WASM_FLAGS = [
+export const WASM_FLAGS: readonly string[] = [
   // undici parses HTTP with llhttp, WebAssembly. V8 compiles it with Liftoff, then, once hot,
   // again with TurboFan on a worker thread, whose ~10 MB of compile memory stayed in that
   // thread's malloc arena for the life of the master. A poll parses a few small responses and a
@@ -23,7 +23,7 @@ const WASM_FLAGS = [
 ];
 
 /** The rest, for the master only (with a fetcher or without). */
-const MASTER_FLAGS = [
+export const MASTER_FLAGS: readonly string[] = [
   // The young generation starts at 1 MB per semi-space and doubles when much survives a
   // scavenge; once grown it stays grown (+1.5 MB after a few polls). At 1 it never grows: the
   // master scavenges more often (each scavenge is short: little lives here; a download collects
@@ -45,6 +45,14 @@ const MASTER_FLAGS = [
   '--max-opt=1',
   '--no-maglev',
   '--no-turbofan',
+  // Node 24 compiles Sparkplug code on a V8 worker thread (Node 20 and 22 do not). A job still
+  // running when the master calls process.exit() can wait for the main thread to collect
+  // garbage, while the main thread waits in exit() for that worker to end: the master never
+  // exits (nodejs/node#54918). 9 in 100 stops of an `overseer run` master on Node 24.21 hung so,
+  // none in 400 with this flag (docs/benchmarks.md §10). With the optimizing tiers off, no other
+  // JS compile job runs on a worker thread; the master's few Sparkplug batches compile on its
+  // main thread instead.
+  '--no-concurrent-sparkplug',
 ];
 
 let wasmLimited = false;

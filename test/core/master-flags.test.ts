@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { MASTER_FLAGS, WASM_FLAGS } from '../../src/core/master-flags.ts';
 import { scale } from '../helpers/master.ts';
 
 const flagsUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/core/master-flags.ts')).href;
@@ -20,7 +21,7 @@ const CONTROL_ROUNDS = 2_000;
  * Runs `body` in a fresh node (tsx, natives syntax), after setMasterFlags() when `withFlags`
  * (or the fetchers' limitWasmCompilation() when 'wasm'); returns its JSON output.
  */
-async function probe<T>(withFlags: boolean | 'wasm', body: string): Promise<T> {
+async function probe<T>(withFlags: boolean | 'wasm', body: string, execArgv: readonly string[] = []): Promise<T> {
   const script = `
     import v8 from 'node:v8';
     import { limitWasmCompilation, setMasterFlags } from ${JSON.stringify(flagsUrl)};
@@ -28,7 +29,7 @@ async function probe<T>(withFlags: boolean | 'wasm', body: string): Promise<T> {
     if (${withFlags === 'wasm'}) limitWasmCompilation();
     ${body}
   `;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--allow-natives-syntax', '--input-type=module', '-e', script], { timeout: 30_000 * scale });
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--allow-natives-syntax', ...execArgv, '--input-type=module', '-e', script], { timeout: 30_000 * scale });
   return JSON.parse(stdout) as T;
 }
 
@@ -92,4 +93,46 @@ test('a hot WebAssembly function stays on Liftoff once the flags are set (llhttp
     const flagged = await probe<{ liftoff: boolean; turbofan: boolean }>(flags, body(2 * control.rounds + 10));
     assert.deepEqual([flagged.liftoff, flagged.turbofan], [true, false], `${flags === true ? 'setMasterFlags' : 'limitWasmCompilation'}: the function stayed on Liftoff (${JSON.stringify(flagged)})`);
   }
+});
+
+test('no JavaScript compiles on a V8 worker thread once the flags are set (a compile job left there can hang process.exit)', async (t) => {
+  // 40,000 small functions, each run often enough to get Sparkplug code: Node 24 compiles those
+  // batches on a worker thread, where a job still running at process.exit() can wait forever
+  // (docs/benchmarks.md §10). The CPU time of every thread but the main one tells where they
+  // compiled. Plain node, not tsx (whose module hooks run on a thread of their own), with the
+  // flags' list set the way setMasterFlags() sets it; --single-threaded-gc keeps the collector's
+  // helpers out of the count.
+  const run = async (flags: readonly string[]) => {
+    const script = `
+      import fs from 'node:fs';
+      import v8 from 'node:v8';
+      for (const flag of ${JSON.stringify(flags)}) v8.setFlagsFromString(flag);
+      const ticks = () => new Map(fs.readdirSync('/proc/self/task').map((tid) => {
+        const stat = fs.readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return [tid, Number(fields[11]) + Number(fields[12])];
+      }));
+      const before = ticks();
+      let sum = 0;
+      for (let batch = 0; batch < 40; batch++) {
+        const functions = [];
+        for (let k = 0; k < 1000; k++) {
+          functions.push(new Function('a', 'let s = ' + (batch * 1000 + k) + '; for (let i = 0; i < a; i++) { s = (s * 31 + i) | 0; if (s % 7 === 1) s ^= ' + k + '; if (s % 5 === 1) s += i * 3; else if (s % 3 === 2) s -= ' + k + '; } return s;'));
+        }
+        for (let round = 0; round < 10; round++) for (const f of functions) sum += f(20);
+      }
+      let workers = 0;
+      for (const [tid, value] of ticks()) if (tid !== String(process.pid)) workers += value - (before.get(tid) ?? 0);
+      console.log(JSON.stringify({ workers, sum }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--single-threaded-gc', '--input-type=module', '-e', script], { timeout: 60_000 * scale });
+    return (JSON.parse(stdout) as { workers: number }).workers;
+  };
+  const control = await run([]);
+  if (control === 0) {
+    t.skip(`Node ${process.versions.node} compiles on the main thread anyway: nothing to prevent`);
+    return;
+  }
+  const flagged = await run([...WASM_FLAGS, ...MASTER_FLAGS]);
+  assert.equal(flagged, 0, `no CPU time on worker threads with the flags (the control spent ${control} ticks of 10 ms there)`);
 });
