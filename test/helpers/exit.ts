@@ -3,8 +3,10 @@
  * with what it was doing, instead of holding the suite until CI gives up on it.
  */
 import type { ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
+import { threadsOf } from '../../support/process.ts';
 import { scale } from './scale.ts';
+
+export { threadsOf };
 
 /** Longer than any graceful stop a test asks for (a drain up to its terminateTimeout, then SIGKILL); scaled. */
 export const EXIT_DEADLINE_MS = 90_000 * scale;
@@ -33,29 +35,4 @@ export function exitCodeOf(child: ChildProcess, what: string, explain?: () => st
     ? Promise.resolve(child.exitCode)
     : new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return boundedExit(child, exit, what, explain);
-}
-
-/** Each thread of `pid`: its name, state and kernel wait channel, from /proc (Linux). */
-export function threadsOf(pid: number | undefined): string {
-  if (pid === undefined) return 'threads: (no pid)';
-  const read = (file: string) => {
-    try {
-      return fs.readFileSync(file, 'utf8').trim();
-    } catch {
-      return '?';
-    }
-  };
-  let tids: string[];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return `threads of ${pid}: gone`;
-  }
-  const lines = tids.map((tid) => {
-    const stat = read(`/proc/${pid}/task/${tid}/stat`);
-    // The state follows the parenthesized name, which may itself hold spaces or parentheses.
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return `  ${tid} ${read(`/proc/${pid}/task/${tid}/comm`)} ${state} ${read(`/proc/${pid}/task/${tid}/wchan`)}`;
-  });
-  return [`threads of ${pid} (tid name state wait-channel):`, ...lines].join('\n');
 }
