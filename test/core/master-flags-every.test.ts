@@ -48,7 +48,7 @@ test('a master exits on SIGTERM, stop after stop (no V8 compile job left waiting
     const run = runCli(['--listen', `127.0.0.1:${port}`, '--env', `PORT=${port}`, '--', process.execPath, '-e', app]);
     await run.waitFor('child-ready', 1, 20_000);
     run.master.kill('SIGTERM');
-    const code = await until('the master\'s exit after SIGTERM', () => run.master.exitCode ?? undefined, 20_000, () => `${threadsOf(run.master.pid)}\n${run.stderr()}`);
+    const code = await until('the master\'s exit after SIGTERM', () => run.master.exitCode ?? run.master.signalCode ?? undefined, 20_000, () => `${threadsOf(run.master.pid)}\n${run.stderr()}`);
     assert.equal(code, 0, run.stderr());
   };
   for (let round = 0; round < STOPS / 4; round++) await Promise.all([stopOne(), stopOne(), stopOne(), stopOne()]);
