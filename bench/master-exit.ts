@@ -37,6 +37,11 @@ const releases = values.poll ? http.createServer((request, response) => {
 }).listen(0, '127.0.0.1') : undefined;
 if (releases) await new Promise((resolve) => releases.once('listening', resolve));
 let masters = 0;
+/** Masters not yet exited: killed if the bench ends early (one failed to start, say). */
+const live = new Set<ReturnType<typeof spawn>>();
+process.on('exit', () => {
+  for (const master of live) master.kill('SIGKILL');
+});
 
 interface Stop {
   readonly hung: boolean;
@@ -48,6 +53,8 @@ async function oneStop(): Promise<Stop> {
   const releasePath = `/app-${++masters}`;
   const poll = releases ? ['--fetch-url', `http://127.0.0.1:${(releases.address() as { port: number }).port}${releasePath}`, '--fetch-interval', '200', '--min-fetch-interval', '200', '--bundle', 'app.cjs'] : [];
   const master = spawn(process.execPath, [path.join(dist, 'src/cli/main.js'), 'run', '--events', '--listen', `127.0.0.1:${port}`, '--env', `PORT=${port}`, ...poll, '--', process.execPath, 'app.cjs'], { cwd: appDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  live.add(master);
+  master.once('exit', () => live.delete(master));
   let stderr = '';
   const ready = new Promise<void>((resolve, reject) => {
     master.stderr.setEncoding('utf8').on('data', (chunk: string) => {
