@@ -49,7 +49,7 @@ export const MASTER_FLAGS: readonly string[] = [
   // running when the master calls process.exit() can wait for the main thread to collect
   // garbage, while the main thread waits in exit() for that worker to end: the master never
   // exits (nodejs/node#54918). On Node 24.21, 9 in 100 stops of an `overseer run` master without
-  // a fetcher hung so, none in 400 with this flag (docs/benchmarks.md §10). With the optimizing
+  // a fetcher hung so, none in 1,000 with this flag (docs/benchmarks.md §10). With the optimizing
   // tiers off, no other JS compile job runs on a worker thread; the master's few Sparkplug
   // batches compile on its main thread instead.
   '--no-concurrent-sparkplug',
