@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { boundedExit } from './helpers/exit.ts';
 
 test('a wait on a process that does not exit fails at its deadline, with what the process was doing', async () => {
-  // Ignores SIGTERM and waits for events: a master stuck the way the CI hang of stop 21 was.
+  // Ignores SIGTERM and keeps waiting for events: a process that will not exit, as session 6's
+  // CI met one (a master stuck in process.exit() on Node 24, docs/benchmarks.md §10).
   const child = spawn(process.execPath, ['-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000); process.send('up')"], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   try {
     await once(child, 'message');
