@@ -39,8 +39,8 @@ test('a master without a fetcher does not optimize its own hot code (the control
 
 test('a master exits on SIGTERM, stop after stop (no V8 compile job left waiting in process.exit)', async () => {
   // The whole path, end to end: Node 24 compiled the master's code on a worker thread, and 9 in
-  // 100 masters hung in process.exit() (docs/benchmarks.md §10). This found that in 3 of its 9
-  // runs without the flag; master-flags.test.ts checks the flag itself, every time.
+  // 100 masters hung in process.exit() (docs/benchmarks.md §10). Without the flag this failed in
+  // 2 of 3 runs (and in 1 of 6 with 32 stops); master-flags.test.ts checks the flag itself, every time.
   const STOPS = 16;
   const app = "require('node:http').createServer((q, s) => s.end('ok')).listen(Number(process.env.PORT))";
   const stopOne = async () => {
