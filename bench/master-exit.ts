@@ -77,6 +77,14 @@ async function oneStop(): Promise<Stop> {
     console.log(`master ${master.pid} did not exit within ${deadlineMs} ms of SIGTERM\n${threadsOf(master.pid)}\n${stderr.split('\n').slice(-4).join('\n')}`);
     master.kill('SIGKILL');
     await exited;
+    // Its children have no IPC channel to notice a SIGKILLed master by: they go too.
+    for (const match of stderr.matchAll(/"type":"child-forked","pid":(\d+)/g)) {
+      try {
+        process.kill(Number(match[1]), 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
   }
   return { hung, ms };
 }

@@ -66,8 +66,8 @@ test('a run() app that drains well: 0 failed, exit 0, both runs done', async () 
 
 test('plain server.close() with keep-alive clients: resets after the stop signal, named', async () => {
   // A reset needs a request sent on an idle connection in the instant the old child closes it: a
-  // race. On Node 24, 5 handoffs gave 0 to 11 resets, and none in 6 runs of 50 (session 6's CI
-  // failed on one). 20 handoffs make a run without any a chance of about 1 in 5,000.
+  // race. On Node 24, 5 handoffs gave 0 to 11 resets, and none in 6 runs of 50 (a clean-clone CI
+  // run failed on one). 20 handoffs make a run without any a chance of about 1 in 5,000.
   const { code, report } = await check(['--handoffs', '20', '--duration', '300', '--rate', '1000', fixture('check/plain-close.mjs')]);
   assert.equal(code, 1);
   const [on, off] = report.runs;
