@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { boundedExit } from '../helpers/exit.ts';
+import { exitCodeOf } from '../helpers/exit.ts';
 import { fixture, isAlive, tempDir as makeTempDir, until } from '../helpers/master.ts';
 
 const server = fs.readFileSync(fixture('deploy-server.mjs'));
@@ -49,10 +49,9 @@ export function startDeploy(dir: string, args: string[] = []): Deploy {
     for (const match of chunk.matchAll(/(?:pid|child) (\d+)/g)) spawned.add(Number(match[1]));
   });
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     process: child,
-    exited: boundedExit(child, exit, 'overseer deploy', () => `its stderr:\n${stderr}`),
+    exited: exitCodeOf(child, 'overseer deploy', () => `its stderr:\n${stderr}`),
     stderr: () => stderr,
     stdout: () => stdout,
     line: (pattern, what, from = 0) => until(what, () => {

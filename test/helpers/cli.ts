@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import { EVENT_LINE_PREFIX } from '../../src/protocol.ts';
-import { boundedExit, threadsOf } from './exit.ts';
+import { exitCodeOf, threadsOf } from './exit.ts';
 import { isAlive, root, tempDir, until } from './master.ts';
 
 export const cli = `${root}/dist/src/cli/main.js`;
@@ -84,7 +84,6 @@ export function runCli(args: string[], cwd = root) {
   started.push(master);
   let stderr = '';
   master.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exit = new Promise<number | null>((resolve) => master.once('exit', (code) => resolve(code)));
   const events = (type: string) => stderr.split('\n')
     .filter((line) => line.startsWith(EVENT_LINE_PREFIX))
     .map((line) => JSON.parse(line.slice(EVENT_LINE_PREFIX.length)) as Record<string, unknown>)
@@ -99,6 +98,6 @@ export function runCli(args: string[], cwd = root) {
   forkedBy.push(forked);
   // A master that does not exit fails the test with its stderr and what it and its children were doing.
   const explain = () => [...forked().filter(isAlive).map(threadsOf), `its stderr:\n${stderr}`].join('\n');
-  const exited = boundedExit(master, exit, 'overseer run', explain);
+  const exited = exitCodeOf(master, 'overseer run', explain);
   return { master, events, waitFor, exited, stderr: () => stderr };
 }
