@@ -9,7 +9,7 @@ import type { OverseerEvent } from '../events.js';
 import { KINDS, now, runLoad, type FailureKind, type LoadRecords } from './load.js';
 import { summarize, totalFailures, type LatencySummary, type Window } from './summary.js';
 import { diagnose } from './diagnose.js';
-import type { CheckReport, FailedRequest, FailurePlace, HandoffReport, RunReport } from './report.js';
+import { EARLY_IDLE_CLOSE_MS, type CheckReport, type FailedRequest, type FailurePlace, type HandoffReport, type RunReport } from './report.js';
 import type { Target } from './target.js';
 
 export interface CheckOptions {
@@ -39,6 +39,7 @@ const DEADLINE_SLACK_MS = 50;
 const EXIT_SLACK_MS = 250;
 /** A failure this long before the exit is a reset of a child still draining, not its exit. */
 const BEFORE_EXIT_MS = 20;
+type Handoff = Omit<HandoffReport, 'idleClosedEarly'>;
 
 const sleepOrExit = (target: Target, ms: number) => new Promise<void>((resolve) => {
   const timer = setTimeout(resolve, ms);
@@ -69,7 +70,7 @@ function servingPid(events: readonly OverseerEvent[]): number | undefined {
   return undefined;
 }
 
-async function handoff(target: Target, options: CheckOptions): Promise<HandoffReport> {
+async function handoff(target: Target, options: CheckOptions): Promise<Handoff> {
   const fromIndex = target.events.length;
   const oldPid = servingPid(target.events);
   const from = now();
@@ -96,8 +97,21 @@ async function handoff(target: Target, options: CheckOptions): Promise<HandoffRe
   };
 }
 
+/** The handoff with the idle connections its old child closed right after its stop signal. */
+function withIdleCloses(each: Handoff, records: LoadRecords): HandoffReport {
+  const { drainAt, exitAt, oldPid } = each;
+  const idleClosedEarly = { draining: 0, atExit: 0 };
+  if (drainAt === undefined) return { ...each, idleClosedEarly };
+  for (const { at, pid } of records.idleClosed) {
+    if (pid !== oldPid || at < drainAt || at > drainAt + EARLY_IDLE_CLOSE_MS) continue;
+    if (exitAt !== undefined && at >= exitAt - BEFORE_EXIT_MS) idleClosedEarly.atExit++;
+    else idleClosedEarly.draining++;
+  }
+  return { ...each, idleClosedEarly };
+}
+
 /** Where a failure seen at `seenAt` falls. */
-function placeOf(seenAt: number, handoffs: readonly HandoffReport[]): FailurePlace {
+function placeOf(seenAt: number, handoffs: readonly Handoff[]): FailurePlace {
   for (const each of handoffs) {
     if (each.drainAt !== undefined && each.exitAt !== undefined && seenAt >= each.drainAt && seenAt <= each.exitAt + EXIT_SLACK_MS) {
       if (seenAt < each.exitAt - BEFORE_EXIT_MS) return 'draining';
@@ -108,7 +122,7 @@ function placeOf(seenAt: number, handoffs: readonly HandoffReport[]): FailurePla
   return 'outside';
 }
 
-function failedRequests(records: LoadRecords, handoffs: readonly HandoffReport[]): FailedRequest[] {
+function failedRequests(records: LoadRecords, handoffs: readonly Handoff[]): FailedRequest[] {
   const failed: FailedRequest[] = [];
   for (let index = 0; index < records.kind.length; index++) {
     const kind = records.kind[index] as number;
@@ -124,7 +138,7 @@ async function runOnce(target: Target, address: { host: string; port: number }, 
     port: address.port, host: address.host, path: options.path ?? '/', keepAlive, rate: options.rate ?? 500,
     durationMs: 60 * 60_000, timeoutMs: options.requestTimeoutMs ?? 3000,
   });
-  const handoffs: HandoffReport[] = [];
+  const handoffs: Handoff[] = [];
   let stoppedEarly: string | undefined;
   let records: LoadRecords;
   try {
@@ -164,7 +178,7 @@ async function runOnce(target: Target, address: { host: string; port: number }, 
     failures: total.failures,
     steadyP99: summarize(records, [steady]).p99,
     windowP99: windows.length > 0 ? summarize(records, windows).p99 : Number.NaN,
-    handoffs,
+    handoffs: handoffs.map((each) => withIdleCloses(each, records)),
     failedRequests: failedRequests(records, handoffs),
     examples: records.examples,
     ...(stoppedEarly === undefined ? {} : { stoppedEarly }),

@@ -4,7 +4,7 @@
  * (check.ts) and from the master's events.
  */
 import type { OverseerEvent } from '../events.js';
-import type { CheckReport, Diagnosis, FailedRequest, RunReport } from './report.js';
+import { EARLY_IDLE_CLOSE_MS, type CheckReport, type Diagnosis, type FailedRequest, type RunReport } from './report.js';
 import type { Exit } from './target.js';
 
 type Base = Omit<CheckReport, 'diagnoses' | 'failed' | 'ok'>;
@@ -100,10 +100,24 @@ function requests(base: Base): Diagnosis[] {
   const onlyKeepAlive = offRun !== undefined && !offRun.failedRequests.some(atDrain);
   const isAfterStop = (failure: FailedRequest, run: RunReport) => run.keepAlive && atDrain(failure) && (onlyKeepAlive || failure.place === 'draining');
   const afterStop = countPer(runs, isAfterStop);
-  if (afterStop.total > 0) {
+  // The same fault seen directly: idle connections closed at the stop signal, which a request
+  // only sometimes runs into. Those closed right at the exit count as for resets: when the run
+  // without keep-alive lost nothing there.
+  const closing = runs.filter((run) => run.keepAlive).flatMap((run) => run.handoffs)
+    .map(({ idleClosedEarly }) => idleClosedEarly.draining + (onlyKeepAlive ? idleClosedEarly.atExit : 0));
+  const idleClosed = closing.reduce((sum, count) => sum + count, 0);
+  if (afterStop.total > 0 || idleClosed > 0) {
+    const evidence = [
+      ...(afterStop.total > 0 ? [`${plural(afterStop.total, 'request')} (${afterStop.text}) were reset while the old child drained, before it exited`] : []),
+      ...(idleClosed > 0
+        ? [`in ${closing.filter((count) => count > 0).length} of ${plural(closing.length, 'handoff')} with keep-alive the old child closed `
+          + `${plural(idleClosed, 'idle connection')} within ${EARLY_IDLE_CLOSE_MS} ms of its stop signal`
+          + (afterStop.total > 0 ? '' : ' (no request of this check was sent on one in that instant; a client that does is reset)')]
+        : []),
+    ];
     found.push({
       code: 'reset-after-stop', severity: 'error', title: 'Resets right after the stop signal',
-      detail: `${plural(afterStop.total, 'request')} (${afterStop.text}) were reset while the old child drained, before it exited: `
+      detail: `${evidence.join('; ')}: `
         + 'it closes idle keep-alive connections at once, as plain server.close() does since Node 19, while clients are about to reuse them',
       fix: 'close only the listener, answer the requests still coming with `Connection: close`, and close idle connections a second later: '
         + 'a run() app gets this from state.listen(server) (or server.listen(state.listener)) and must not call server.close() itself; '

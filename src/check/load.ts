@@ -47,11 +47,22 @@ export interface LoadRecords {
   readonly fresh: number[];
   /** First failure detail per kind, for the report. */
   readonly examples: Partial<Record<FailureKind, string>>;
+  /**
+   * Idle keep-alive connections the server closed (no request out on them), when (epoch ms) and
+   * which pid gave their last answer. A server that does this at its stop signal resets a client
+   * that reuses the connection in that instant; seen here whether or not a request lost the race.
+   */
+  readonly idleClosed: readonly IdleClose[];
   readonly startedAt: number;
   readonly endedAt: number;
   /** Client event-loop delay, ms: how late the client itself was. */
   readonly clientLagP99: number;
   readonly clientLagMax: number;
+}
+
+export interface IdleClose {
+  readonly at: number;
+  readonly pid: number;
 }
 
 interface Request {
@@ -74,6 +85,8 @@ interface Conn {
   closeAfter: boolean;
   idleSince: number;
   closed: boolean;
+  /** The pid of the last answer on this connection, 0 before one. */
+  pid: number;
 }
 
 function classify(error: NodeJS.ErrnoException): FailureKind {
@@ -121,6 +134,7 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
   const pid: number[] = [];
   const fresh: number[] = [];
   const examples: Partial<Record<FailureKind, string>> = {};
+  const idleClosed: IdleClose[] = [];
   const idle: Conn[] = [];
   const open = new Set<Conn>();
   const pending: Request[] = [];
@@ -216,6 +230,7 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
       const ok = conn.status >= 200 && conn.status < 300;
       conn.busy = undefined;
       pid[request.index] = Number.parseInt(buffer.toString('latin1', conn.headerEnd, conn.headerEnd + Math.min(conn.bodyLength, 12)), 10) || 0;
+      conn.pid = pid[request.index] as number;
       finish(request, ok ? 0 : KINDS.indexOf('status'), `status ${conn.status}`);
       const closeAfter = conn.closeAfter;
       resetParser(conn);
@@ -228,7 +243,12 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
     socket.setNoDelay(true);
     const conn: Conn = {
       socket, busy: request, chunks: [], buffered: 0, headerEnd: -1, status: 0, bodyLength: -1,
-      closeAfter: !spec.keepAlive, idleSince: 0, closed: false,
+      closeAfter: !spec.keepAlive, idleSince: 0, closed: false, pid: 0,
+    };
+    // The server ended or reset a connection the client still kept for its next request.
+    const closedByServer = () => {
+      if (!conn.closed && !conn.busy && conn.idleSince > 0) idleClosed.push({ at: now(), pid: conn.pid });
+      conn.closed = true;
     };
     open.add(conn);
     fresh[request.index] = 1;
@@ -236,11 +256,11 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
     socket.write(requestBytes);
     socket.on('data', (data: Buffer) => onData(conn, data));
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      conn.closed = true;
+      closedByServer();
       fail(conn, classify(error), `${error.code ?? ''} ${error.message}`);
     });
     socket.on('end', () => {
-      conn.closed = true;
+      closedByServer();
       if (!conn.busy) socket.destroy();
     });
     socket.on('close', () => {
@@ -350,7 +370,7 @@ export function runLoad(spec: LoadSpec): { readonly done: Promise<LoadRecords>; 
     for (const conn of open) conn.socket.destroy();
     lag.disable();
     return {
-      scheduled, latency, kind, pid, fresh, examples, startedAt, endedAt: now(),
+      scheduled, latency, kind, pid, fresh, examples, idleClosed, startedAt, endedAt: now(),
       // The histogram records whole timer intervals: subtract the interval itself.
       clientLagP99: Math.max(0, lag.percentile(99) / 1e6 - lagResolution), clientLagMax: Math.max(0, lag.max / 1e6 - lagResolution),
     };

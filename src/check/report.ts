@@ -29,6 +29,13 @@ export interface Diagnosis {
   readonly fix: string;
 }
 
+/**
+ * An idle keep-alive connection the old child closes this soon after its stop signal was closed
+ * at the signal, as a plain server.close() does: a gentle drain leaves idle connections be for at
+ * least a second (overseer's sweeps them a second after the last one is due).
+ */
+export const EARLY_IDLE_CLOSE_MS = 500;
+
 export interface HandoffReport {
   readonly ok: boolean;
   /** Epoch ms: the restart signal was sent; the handoff completed or failed. */
@@ -43,6 +50,12 @@ export interface HandoffReport {
   readonly exitAt: number | undefined;
   /** The old child was killed at terminateTimeout. */
   readonly drainTimedOut: boolean;
+  /**
+   * Idle keep-alive connections the old child closed within the first moments after its stop
+   * signal (check.ts), while it drained or right at its exit: a client that reuses one in that
+   * instant is reset, whether or not a request of the check happened to.
+   */
+  readonly idleClosedEarly: { readonly draining: number; readonly atExit: number };
   /** Why the handoff failed, when it did. */
   readonly error?: { readonly code: string; readonly message: string };
 }
