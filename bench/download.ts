@@ -4,7 +4,9 @@
  * to a file, alternated over --rounds= rounds (3 by default), with the ratio taken within each
  * round. Also the master's peak RSS growth (VmHWM after clear_refs) during the download, what
  * stays in its RSS 3 s after (anonymous / file-backed), and a second baseline: curl to a file,
- * then OpenSSL's sha256 of it (the floor of what the master does, which curl alone does not).
+ * then OpenSSL's sha256 of it (the floor of what the master does, which curl alone does not),
+ * and a plain Node program downloading with undici and hashing each chunk as the master does
+ * (bench/apps/download-client.mjs; bench/download-clients.ts has the whole ladder of clients).
  * `BENCH_DIST=<dir>` benchmarks another build (e.g. the one before a change) with the same script.
  *
  *   node --import tsx bench/download.ts [--mb=1024] [--rounds=3]
@@ -15,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startReleaseServer, type ReleaseServer } from '../support/release-server.ts';
+import { CLIENT, timed } from './download-clients.ts';
 import { distDir } from './lib/apps.ts';
 import { loadAverage } from './lib/procs.ts';
 import { log, runStandalone, type SectionResult } from './lib/section.ts';
@@ -48,6 +51,18 @@ async function curlToFile(server: ReleaseServer, size: number, hash = false): Pr
   }
 }
 
+/** A plain Node program (every JIT tier on) fetching the release with undici, hashing it, writing it: transfer ms. */
+async function undiciClient(server: ReleaseServer, size: number): Promise<number> {
+  const route = `/client-${size}.bin`;
+  server.publishGenerated(route, size, { sha256: false });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'overseer-bench-'));
+  try {
+    return await timed(process.execPath, [CLIENT, 'undici', server.url(route), path.join(dir, 'copy.bin'), 'sha256']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function signedMb(bytes: number): string {
   return `${bytes < 0 ? '−' : '+'}${(Math.abs(bytes) / MiB).toFixed(1)} MB`;
 }
@@ -69,10 +84,11 @@ export async function downloadSection(): Promise<SectionResult> {
       const download = await peakDownload(server, size);
       const curl = await curlToFile(server, size);
       const floor = await curlToFile(server, size, true);
+      const clientRate = size / MiB / ((await undiciClient(server, size)) / 1000);
       const rate = size / MiB / (download.downloadMs / 1000);
       const curlRate = size / MiB / (curl.wallMs / 1000);
       const floorRate = size / MiB / (floor.wallMs / 1000);
-      data.push({ round, download, curl, floor, rate, curlRate, floorRate, load: loadAverage() });
+      data.push({ round, download, curl, floor, rate, curlRate, floorRate, clientRate, load: loadAverage() });
       rows.push([
         String(round),
         `${rate.toFixed(0)} MB/s`,
@@ -80,6 +96,8 @@ export async function downloadSection(): Promise<SectionResult> {
         `${(rate / curlRate).toFixed(2)}×`,
         `${floorRate.toFixed(0)} MB/s, ${(floor.cpuMs / 1000).toFixed(2)} s`,
         `${(rate / floorRate).toFixed(2)}×`,
+        `${clientRate.toFixed(0)} MB/s`,
+        `${(rate / clientRate).toFixed(2)}×`,
         `${(download.cpuMs / 1000).toFixed(2)} s`,
         `${(curl.cpuMs / 1000).toFixed(2)} s`,
         `+${((download.peakRss - download.rssBefore) / MiB).toFixed(1)} MB`,
@@ -95,7 +113,7 @@ export async function downloadSection(): Promise<SectionResult> {
   const markdown = [
     `### Download of ${size / MiB} MiB: the master vs curl, same server, same run (build ${distDir})`,
     '',
-    table(['round', 'overseer (first → last byte)', 'curl → file', 'overseer ÷ curl', 'curl → file, then sha256 (rate, CPU)', 'overseer ÷ that', 'master CPU, publish → rejected', 'curl CPU', 'master peak RSS growth', 'idle master after, anon / file', 'published → rejected', 'load average'], rows),
+    table(['round', 'overseer (first → last byte)', 'curl → file', 'overseer ÷ curl', 'curl → file, then sha256 (rate, CPU)', 'overseer ÷ that', 'undici client → file + sha256', 'overseer ÷ that', 'master CPU, publish → rejected', 'curl CPU', 'master peak RSS growth', 'idle master after, anon / file', 'published → rejected', 'load average'], rows),
     '',
     `Median overseer ÷ curl: ${median(ratios).toFixed(2)}×. CPU time (utime+stime from /proc and the shell's \`times\`) is steadier than wall time on a shared machine.`,
   ].join('\n');
