@@ -36,8 +36,11 @@ export class NodeLauncher implements Launcher {
     const child = isSea()
       ? spawn(context.bundlePath, process.argv.slice(2), options)
       : fork(context.bundlePath, process.argv.slice(2), { ...options, execArgv: childExecArgv() });
+    // Once told to drain, the child closes its channel on its own schedule: nothing it could still
+    // be told (a probation's end on shutdown) is worth a write that races that close (EPIPE).
+    let draining = false;
     const send = (message: MasterMessage, handle?: unknown) => {
-      if (!child.connected) return;
+      if (!child.connected || draining) return;
       // Raw TCP/Pipe handles travel as 'net.Native'; the master keeps its own copy open.
       child.send(message, handle as never, (error: Error | null) => {
         if (error) this.#log.warn(`could not send to child ${child.pid}: ${error.message}`);
@@ -79,6 +82,7 @@ export class NodeLauncher implements Launcher {
         send(masterMessage({ type: 'probation', generation: context.generation, on }));
       },
       drain(reason) {
+        draining = true;
         if (!child.connected) {
           child.kill('SIGTERM');
           return;

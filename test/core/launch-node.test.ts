@@ -1,0 +1,59 @@
+/**
+ * The Node launcher's channel to its child: once the child is told to drain, nothing more is
+ * written to it. A child closes its channel while it drains; a message the master wrote after
+ * that (a probation's end, when the master stops during one) failed with EPIPE and was printed
+ * as a warning at the end of `npm run demo`.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { NodeLauncher } from '../../src/core/launch/node.ts';
+import { tempDir } from '../helpers/master.ts';
+import { exitCodeOf } from '../helpers/exit.ts';
+
+/** Blocks this thread (its event loop too) until `file` exists, at most `ms`. */
+function blockUntilExists(file: string, ms: number): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + ms;
+  while (!fs.existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${ms} ms`);
+    Atomics.wait(cell, 0, 0, 5);
+  }
+}
+
+test('a child told to drain is sent nothing more, even before the master has seen its channel close', async () => {
+  const dir = tempDir('overseer-launch-');
+  const marker = path.join(dir, 'disconnected');
+  const script = path.join(dir, 'child.mjs');
+  // Says it is up; on the drain message closes its channel, says so in a file, and exits a little later.
+  fs.writeFileSync(script, `
+    import fs from 'node:fs';
+    process.on('message', (message) => {
+      if (message?.type !== 'drain') return;
+      process.once('disconnect', () => { fs.writeFileSync(${JSON.stringify(marker)}, ''); setTimeout(() => {}, 300); });
+      process.disconnect();
+    });
+    process.send('up');
+  `);
+  const warnings: string[] = [];
+  const launcher = new NodeLauncher({ debug: () => {}, warn: (message) => warnings.push(message) });
+  const launched = launcher.launch(
+    { generation: 1, listeners: [], sha256: 'test', bundlePath: script, terminateTimeout: 1_000 },
+    { ready() {}, failed() {}, restart() {} },
+  );
+  const child = launched.process;
+  try {
+    await new Promise<void>((resolve) => child.once('message', () => resolve()));
+    launched.drain('shutdown');
+    // The child's channel is closed, and this process has not yet read that: what it writes now
+    // goes to a closed pipe.
+    blockUntilExists(marker, 20_000);
+    assert.equal(child.connected, true, 'the master has not seen the close yet');
+    launched.probation?.(false);
+    assert.equal(await exitCodeOf(child, 'the drained child'), 0);
+    assert.deepEqual(warnings, []);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
