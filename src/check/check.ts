@@ -183,6 +183,7 @@ async function runOnce(target: Target, address: { host: string; port: number }, 
     examples: records.examples,
     ...(stoppedEarly === undefined ? {} : { stoppedEarly }),
     clientLagP99: records.clientLagP99,
+    idleClosedOutside: records.idleClosed.filter(({ at }) => !windows.some(({ from, to }) => at >= from && at <= to + EXIT_SLACK_MS)).length,
   };
 }
 

@@ -102,8 +102,9 @@ function requests(base: Base): Diagnosis[] {
   const afterStop = countPer(runs, isAfterStop);
   // The same fault seen directly: idle connections closed at the stop signal, which a request
   // only sometimes runs into. Those closed right at the exit count as for resets: when the run
-  // without keep-alive lost nothing there.
-  const closing = runs.filter((run) => run.keepAlive).flatMap((run) => run.handoffs)
+  // without keep-alive lost nothing there. A server that closes idle connections at other times
+  // too (a short keepAliveTimeout) gives no such sign.
+  const closing = runs.filter((run) => run.keepAlive && run.idleClosedOutside === 0).flatMap((run) => run.handoffs)
     .map(({ idleClosedEarly }) => idleClosedEarly.draining + (onlyKeepAlive ? idleClosedEarly.atExit : 0));
   const idleClosed = closing.reduce((sum, count) => sum + count, 0);
   if (afterStop.total > 0 || idleClosed > 0) {

@@ -86,6 +86,11 @@ export interface RunReport {
   readonly stoppedEarly?: string;
   /** Client event-loop lag p99, ms: a high one means the machine was too busy to trust latencies. */
   readonly clientLagP99: number;
+  /**
+   * Idle keep-alive connections the server closed outside every handoff (a short
+   * keepAliveTimeout): where it does, one it closes at a stop signal says nothing of its drain.
+   */
+  readonly idleClosedOutside: number;
 }
 
 export interface CheckReport {
