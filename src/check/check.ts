@@ -39,6 +39,8 @@ const DEADLINE_SLACK_MS = 50;
 const EXIT_SLACK_MS = 250;
 /** A failure this long before the exit is a reset of a child still draining, not its exit. */
 const BEFORE_EXIT_MS = 20;
+
+/** A handoff as its events tell it, before the load's idle closes are matched to it. */
 type Handoff = Omit<HandoffReport, 'idleClosedEarly'>;
 
 const sleepOrExit = (target: Target, ms: number) => new Promise<void>((resolve) => {
@@ -97,13 +99,17 @@ async function handoff(target: Target, options: CheckOptions): Promise<Handoff> 
   };
 }
 
-/** The handoff with the idle connections its old child closed right after its stop signal. */
+/**
+ * The handoff with the idle connections its old child closed right after its stop signal. A
+ * connection is the old child's unless the new child gave its last answer (an app that does not
+ * answer with its pid leaves the pid unknown: the time alone places it).
+ */
 function withIdleCloses(each: Handoff, records: LoadRecords): HandoffReport {
-  const { drainAt, exitAt, oldPid } = each;
+  const { drainAt, exitAt, newPid } = each;
   const idleClosedEarly = { draining: 0, atExit: 0 };
   if (drainAt === undefined) return { ...each, idleClosedEarly };
   for (const { at, pid } of records.idleClosed) {
-    if (pid !== oldPid || at < drainAt || at > drainAt + EARLY_IDLE_CLOSE_MS) continue;
+    if (pid === newPid || at < drainAt || at > drainAt + EARLY_IDLE_CLOSE_MS) continue;
     if (exitAt !== undefined && at >= exitAt - BEFORE_EXIT_MS) idleClosedEarly.atExit++;
     else idleClosedEarly.draining++;
   }

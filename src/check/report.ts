@@ -30,9 +30,9 @@ export interface Diagnosis {
 }
 
 /**
- * An idle keep-alive connection the old child closes this soon after its stop signal was closed
- * at the signal, as a plain server.close() does: a gentle drain leaves idle connections be for at
- * least a second (overseer's sweeps them a second after the last one is due).
+ * Idle keep-alive connections the old child closes within this many ms of its stop signal were
+ * closed at the signal, as a plain server.close() closes them. A gentle drain leaves them open
+ * for a second at least (overseer's sweeps them a second after the last one is due).
  */
 export const EARLY_IDLE_CLOSE_MS = 500;
 
