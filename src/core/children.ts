@@ -191,10 +191,10 @@ export class Children {
     return this.#current?.pid;
   }
 
-  /** Tells a child its probation began or ended; false where its launcher has no channel. */
+  /** Tells a child its probation began or ended; false where its launcher has no channel, or the child is leaving. */
   tellProbation(pid: number, on: boolean): boolean {
     const record = [...this.#children].find((child) => child.pid === pid);
-    if (!record?.probation || record.phase === 'exited') return false;
+    if (!record?.probation || record.phase === 'exited' || record.phase === 'draining') return false;
     record.probation(on);
     return true;
   }

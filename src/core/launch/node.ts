@@ -12,6 +12,9 @@ import { childExecArgv, commandFor, isSea } from './sea.js';
 
 export { childExecArgv } from './sea.js';
 
+/** How a write to a channel the child already closed fails. */
+const CHANNEL_CLOSED = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
+
 export class NodeLauncher implements Launcher {
   readonly #log: Log;
 
@@ -36,14 +39,18 @@ export class NodeLauncher implements Launcher {
     const child = isSea()
       ? spawn(context.bundlePath, process.argv.slice(2), options)
       : fork(context.bundlePath, process.argv.slice(2), { ...options, execArgv: childExecArgv() });
-    // Once told to drain, the child closes its channel on its own schedule: nothing it could still
-    // be told (a probation's end on shutdown) is worth a write that races that close (EPIPE).
-    let draining = false;
     const send = (message: MasterMessage, handle?: unknown) => {
-      if (!child.connected || draining) return;
+      if (!child.connected) return;
       // Raw TCP/Pipe handles travel as 'net.Native'; the master keeps its own copy open.
       child.send(message, handle as never, (error: Error | null) => {
-        if (error) this.#log.warn(`could not send to child ${child.pid}: ${error.message}`);
+        if (!error) return;
+        // A child closes its channel only on its way out (drained, or its master gone): what it
+        // was still to be told is moot, and its exit is reported on its own.
+        if (CHANNEL_CLOSED.has((error as NodeJS.ErrnoException).code ?? '')) {
+          this.#log.debug(`child ${child.pid} closed its channel before a ${message.type} message reached it: ${error.message}`);
+        } else {
+          this.#log.warn(`could not send to child ${child.pid}: ${error.message}`);
+        }
       });
     };
     child.on('message', (message: unknown) => {
@@ -82,7 +89,6 @@ export class NodeLauncher implements Launcher {
         send(masterMessage({ type: 'probation', generation: context.generation, on }));
       },
       drain(reason) {
-        draining = true;
         if (!child.connected) {
           child.kill('SIGTERM');
           return;
